@@ -1,0 +1,5 @@
+"""Neural-network building blocks shared by the models in ``models/``."""
+
+from pyro_partial.nn.mlp import MLP, ConcatMLP, GaussianHead
+
+__all__ = ["MLP", "ConcatMLP", "GaussianHead"]
