@@ -252,26 +252,74 @@ def _relaxed(base: str, fn, infer: dict, temperature: float) -> dist.RelaxedOneH
 class ClampUnlabelledSites(Messenger):
     """Sets ``{name}_unobserved`` to the observed labels, for the supervised pass over labelled rows.
 
-    The clamped value is not sampled and carries no score function; on labelled rows it equals the
-    label, which the guide then conditions on exactly as the model does.
+    The labels come from the guide's own ``{name}_observed`` site when the guide writes
+    ``obs=..., obs_mask=...``, otherwise from ``partials`` (found in a model trace). The clamped value
+    is not sampled and carries no score function; on labelled rows it equals the label, which the
+    guide then conditions on exactly as the model does.
     """
 
-    def __init__(self, partials: dict[str, PartialSite]):
+    def __init__(self, partials: dict[str, PartialSite] | None = None):
         super().__init__()
-        self.partials = partials
+        self.partials = partials or {}
+        self._observed: dict[str, torch.Tensor] = {}
+
+    def __enter__(self):
+        self._observed = {}
+        return super().__enter__()
 
     def _pyro_sample(self, msg: dict) -> None:
         name = msg["name"]
-        if msg["is_observed"] or not name.endswith(UNOBSERVED):
+        if msg["is_observed"]:
+            if name.endswith(OBSERVED) and not is_deterministic(msg):
+                self._observed[name[: -len(OBSERVED)]] = msg["value"]
             return
-        partial = self.partials.get(name[: -len(UNOBSERVED)])
-        if partial is None:
+        if not name.endswith(UNOBSERVED):
+            return
+        base = name[: -len(UNOBSERVED)]
+        obs = self._observed.get(base)
+        if obs is None and base in self.partials:
+            obs = self.partials[base].obs
+        if obs is None:
             return
         shape = msg["fn"].batch_shape + msg["fn"].event_shape
-        msg["value"] = partial.obs.expand(torch.broadcast_shapes(partial.obs.shape, shape))
+        msg["value"] = obs.expand(torch.broadcast_shapes(obs.shape, shape))
         msg["done"] = True
         msg["infer"] = {k: v for k, v in msg["infer"].items() if k != "enumerate"}
         msg["infer"]["_pyro_partial_clamped"] = True
+
+
+def split_rows(fn, mask_name: str, args: tuple, kwargs: dict) -> tuple[tuple | None, tuple | None]:
+    """Split a call's per-row arguments into ``(args, kwargs)`` for its unlabelled and labelled rows.
+
+    ``mask_name`` names the argument of ``fn`` holding the 1-D bool ``obs_mask`` of length B; every
+    tensor argument whose first dimension is B is indexed by ``~mask`` and by ``mask``; other arguments
+    pass unchanged. A half with no rows is returned as ``None``.
+    """
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+    except TypeError as e:
+        raise TypeError(f"split_on={mask_name!r}: cannot bind the call's arguments to the model: {e}") from e
+    if mask_name not in bound.arguments:
+        raise ValueError(
+            f"split_on={mask_name!r} names no argument of this call; the model takes "
+            f"{list(inspect.signature(fn).parameters)}"
+        )
+    mask = bound.arguments[mask_name]
+    if not (torch.is_tensor(mask) and mask.dtype == torch.bool and mask.dim() == 1):
+        shape = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
+        raise ValueError(f"split_on={mask_name!r}: expected a 1-D bool tensor (the obs_mask), got {shape}")
+    size = mask.shape[0]
+
+    def take(rows: torch.Tensor) -> tuple | None:
+        if not bool(rows.any()):
+            return None
+        sliced = inspect.BoundArguments(bound.signature, bound.arguments.copy())
+        for name, value in bound.arguments.items():
+            if torch.is_tensor(value) and value.dim() >= 1 and value.shape[0] == size:
+                sliced.arguments[name] = value[rows]
+        return sliced.args, sliced.kwargs
+
+    return take(~mask), take(mask)
 
 
 def is_clamped(site: dict) -> bool:

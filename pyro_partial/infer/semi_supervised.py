@@ -40,6 +40,7 @@ from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_model_guide_match, check_site_shape, check_traceenum_requirements, warn_if_nan
 
 from pyro_partial.infer.partial_sites import (
+    UNOBSERVED,
     ClampUnlabelledSites,
     ConfigureUnlabelledSites,
     PartialSite,
@@ -51,6 +52,7 @@ from pyro_partial.infer.partial_sites import (
     is_deterministic,
     is_row_site,
     restrict_to_rows,
+    split_rows,
 )
 
 ESTIMATORS = ("weighted", "importance_weighted")
@@ -82,6 +84,12 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     :param vectorize_particles: vectorise the ``num_particles`` estimates in one plate.
     :param strict_enumeration_warning: warn when no site is enumerated (off by default: fully labelled
         batches and relaxed sites legitimately enumerate nothing).
+    :param split_on: name of the model argument holding the ``obs_mask`` (e.g. ``"mask"``). When given,
+        every tensor argument whose first dimension is the batch size is split into its unlabelled and
+        its labelled rows, and each pass runs on its own rows only: about twice as fast on mixed batches,
+        since labelled rows no longer go through the enumerated branches. Requires batch-first
+        per-row arguments and a guide that writes ``obs=..., obs_mask=...``. Without it, model and guide
+        see the whole batch in both passes, and masking does the split (any argument layout works).
     """
 
     def __init__(
@@ -96,6 +104,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         max_plate_nesting: float = float("inf"),
         vectorize_particles: bool = False,
         strict_enumeration_warning: bool = False,
+        split_on: str | None = None,
     ):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -120,20 +129,25 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         self.num_importance_samples = int(num_importance_samples)
         self.estimator = estimator
         self.relax = relax
+        self.split_on = split_on
 
     # ---------------------------------------------------------------- public API
 
     def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> torch.Tensor:
         """The negative objective −(Σ_n L_unsup + γ Σ_m L̂_sup), differentiable (a DiCE surrogate whose
         value is the estimate and whose gradient is an unbiased gradient estimate)."""
-        objective = torch.zeros(())
-        for model_trace, guide_trace, partials in self._unlabelled_traces(model, guide, args, kwargs):
-            objective = objective + _compute_dice_elbo(model_trace, guide_trace)
-            rows = _labelled_rows(partials)
-            if rows is not None and self.gamma != 0 and bool(rows.any()):
-                objective = objective + self.gamma * self._supervised_objective(
-                    model, guide, args, kwargs, partials
-                )
+        check_finite_inputs(model, args, kwargs)
+        if self.split_on is not None:
+            objective = self._split_objective(model, guide, args, kwargs)
+        else:
+            objective = torch.zeros(())
+            for model_trace, guide_trace, partials in self._unlabelled_traces(model, guide, args, kwargs):
+                objective = objective + _compute_dice_elbo(model_trace, guide_trace)
+                rows = _labelled_rows(partials)
+                if rows is not None and self.gamma != 0 and bool(rows.any()):
+                    objective = objective + self.gamma * self._supervised_objective(
+                        model, guide, args, kwargs, partials
+                    )
         loss = -objective / self.num_particles
         warn_if_nan(loss, "loss")
         return loss
@@ -148,13 +162,26 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
             loss.backward(retain_graph=self.retain_graph)
         return torch_item(loss)
 
+    def _split_objective(self, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> torch.Tensor:
+        """Both passes, each on its own rows (``split_on``); summed over particles."""
+        unlabelled, labelled = split_rows(model, self.split_on, args, kwargs)
+        objective = torch.zeros(())
+        if unlabelled is not None:
+            for model_trace, guide_trace, _ in self._unlabelled_traces(model, guide, *unlabelled):
+                objective = objective + _compute_dice_elbo(model_trace, guide_trace)
+        if labelled is not None and self.gamma != 0:
+            if self.max_plate_nesting == float("inf"):
+                self._guess_max_plate_nesting(model, guide, *labelled)
+            for _ in range(1 if self.vectorize_particles else self.num_particles):
+                objective = objective + self.gamma * self._supervised_objective(model, guide, *labelled)
+        return objective
+
     # ---------------------------------------------------------------- unsupervised pass
 
     def _unlabelled_traces(
         self, model: Callable, guide: Callable, args: tuple, kwargs: dict
     ) -> Iterator[tuple[Trace, Trace, dict[str, PartialSite]]]:
         """Yield enumerated (model, guide) trace pairs whose row sites are masked to unlabelled rows."""
-        check_finite_inputs(model, args, kwargs)
         model = ValidatePartialSites()(ConfigureUnlabelledSites(self.relax, enumerate_sites=False)(model))
         guide = ValidatePartialSites()(ConfigureUnlabelledSites(self.relax, enumerate_sites=True)(guide))
         if self.max_plate_nesting == float("inf"):
@@ -205,16 +232,22 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     # ---------------------------------------------------------------- supervised pass
 
     def _supervised_objective(
-        self, model: Callable, guide: Callable, args: tuple, kwargs: dict, partials: dict[str, PartialSite]
+        self,
+        model: Callable,
+        guide: Callable,
+        args: tuple,
+        kwargs: dict,
+        partials: dict[str, PartialSite] | None = None,
     ) -> torch.Tensor:
-        """γ-free Σ_m L̂_sup(x^m, y^m) (a surrogate with the right value and gradient) for one particle set."""
-        partial = next(iter(partials.values()))
-        rows = partial.mask
+        """γ-free Σ_m L̂_sup(x^m, y^m) (a surrogate with the right value and gradient) for one particle set.
+
+        ``partials`` (from the unsupervised pass) supply the labels to a guide that samples
+        ``{name}_unobserved`` directly; a guide writing ``obs=..., obs_mask=...`` supplies its own.
+        """
         particle_plate = self.vectorize_particles and self.num_particles > 1
         user_nesting = int(self.max_plate_nesting) - (1 if particle_plate else 0)
         sample_dim, particle_dim = -1 - user_nesting, -2 - user_nesting
         ndim = user_nesting + 2
-        keep = {sample_dim, particle_dim} | {dim for _, dim in partial.row_frames}
 
         def vectorized(fn):
             def wrapped(*a, **k):
@@ -225,14 +258,24 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
 
             return wrapped
 
-        guide_trace = poutine.trace(ClampUnlabelledSites(partials)(vectorized(guide))).get_trace(
-            *args, **kwargs
-        )
-        model_trace = poutine.trace(poutine.replay(vectorized(model), trace=guide_trace)).get_trace(
-            *args, **kwargs
-        )
+        guide = ClampUnlabelledSites(partials)(ValidatePartialSites()(vectorized(guide)))
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model = poutine.replay(ValidatePartialSites()(vectorized(model)), trace=guide_trace)
+        model_trace = poutine.trace(model).get_trace(*args, **kwargs)
         guide_trace = prune_subsample_sites(guide_trace)
         model_trace = prune_subsample_sites(model_trace)
+        partials = find_partial_sites(model_trace)
+        check_guide_has_unobserved(partials, guide_trace)
+        for base in partials:
+            if not is_clamped(guide_trace.nodes[base + UNOBSERVED]):
+                raise ValueError(
+                    f"site {base!r}: the labels for the supervised pass come from the guide's own "
+                    f"obs=/obs_mask= for the site; write pyro.sample({base!r}, q, obs=..., obs_mask=...) "
+                    "in the guide (needed with split_on)"
+                )
+        partial = next(iter(partials.values()))
+        rows = partial.mask
+        keep = {sample_dim, particle_dim} | {dim for _, dim in partial.row_frames}
 
         def row_log_prob(site, mask, value=None) -> torch.Tensor:
             log_prob = site["fn"].log_prob(site["value"] if value is None else value)

@@ -184,6 +184,67 @@ def test_paper_guide_matches_hand_computation(estimator, num_samples):
     check_against_hand(lg, lg.guide_paper, hand, elbo, x, y, mask)
 
 
+def test_split_on_matches_hand_computation():
+    """With split_on each pass sees only its own rows; the objective is unchanged."""
+    lg = LinearGaussian()
+    x, y, mask = batch()
+    elbo = SemiSupervisedELBO(
+        alpha=0.3, gamma=2.0, num_importance_samples=3, max_plate_nesting=1, split_on="mask"
+    )
+
+    def hand(x, y, mask, eps_unl, eps_lab):
+        eps_unl_full = torch.zeros(K, len(y), D)
+        eps_unl_full[:, ~mask] = eps_unl.reshape(K, -1, D)
+        eps_lab_full = torch.zeros(3, len(y), D)
+        eps_lab_full[:, mask] = eps_lab.reshape(3, -1, D)
+        return lg.m2_objective(x, y, mask, eps_unl_full, eps_lab_full, alpha=0.3, gamma=2.0)
+
+    loss = elbo.loss_and_grads(lg.model, lg.guide_m2, x, y, mask)
+    ours = grads(lg.init)
+    eps_unl, eps_lab = lg.noise
+    assert eps_unl.shape == (K, int((~mask).sum()), D) and eps_lab.shape[-2:] == (int(mask.sum()), D)
+    for name in lg.init:
+        pyro.param(name).unconstrained().grad = None
+    expected = hand(x, y, mask, eps_unl, eps_lab)
+    (-expected).backward()
+    assert loss == pytest.approx(-expected.item(), rel=1e-10)
+    for name, value in grads(lg.init).items():
+        assert torch.allclose(ours[name], value, rtol=1e-8, atol=1e-10), name
+
+
+@pytest.mark.parametrize("labelled", [(), (0, 1, 2, 3, 4, 5), (1, 5)])
+def test_split_on_equals_masking_exactly_on_a_discrete_model(labelled):
+    x, y, mask = batch(B=6, labelled=labelled)
+    x = x[:, :2]
+    masked = SemiSupervisedELBO(alpha=0.9, gamma=3.0, max_plate_nesting=1)
+    split = SemiSupervisedELBO(alpha=0.9, gamma=3.0, max_plate_nesting=1, split_on="mask")
+    masked_loss = masked.loss(discrete_model, discrete_guide, x, y, mask)
+    expected = -discrete_objective(x, y, mask, alpha=0.9, gamma=3.0).item()
+    assert masked_loss == pytest.approx(expected, rel=1e-12)
+    assert split.loss(discrete_model, discrete_guide, x, y, mask) == pytest.approx(expected, rel=1e-12)
+
+
+def test_split_on_errors():
+    x, y, mask = batch(B=4)
+    x = x[:, :2]
+    with pytest.raises(ValueError, match=r"split_on='labelled' names no argument.*\['x', 'y', 'mask'\]"):
+        SemiSupervisedELBO(split_on="labelled", max_plate_nesting=1).loss(
+            discrete_model, discrete_guide, x, y, mask
+        )
+    with pytest.raises(ValueError, match=r"split_on='mask': expected a 1-D bool tensor"):
+        SemiSupervisedELBO(split_on="mask", max_plate_nesting=1).loss(
+            discrete_model, discrete_guide, x, y, mask.double()
+        )
+
+    def raw_guide(x, y, mask):
+        weight = pyro.param("weight", torch.zeros(2, 3))
+        with pyro.plate("data", x.shape[0]), poutine.mask(mask=~mask):
+            pyro.sample("y_unobserved", dist.Categorical(logits=x @ weight), infer={"enumerate": "parallel"})
+
+    with pytest.raises(ValueError, match=r"site 'y': the labels for the supervised pass come from the guide"):
+        SemiSupervisedELBO(split_on="mask", max_plate_nesting=1).loss(discrete_model, raw_guide, x, y, mask)
+
+
 def test_constant_weights_give_the_m2_objective_for_either_estimator_form():
     """With q(y|x) q(z|x,y) and S = 1 both estimators equal E[log p − log q(z|x,y)] + α log q(y|x)."""
     lg = LinearGaussian()
