@@ -1,0 +1,15 @@
+"""Training utilities: an SVI epoch loop, atomic checkpoints with exact resumption, run records."""
+
+from pyro_partial.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from pyro_partial.training.loop import fit
+from pyro_partial.training.records import MetricsCSV, environment, write_results
+
+__all__ = [
+    "MetricsCSV",
+    "atomic_write",
+    "environment",
+    "fit",
+    "load_checkpoint",
+    "save_checkpoint",
+    "write_results",
+]
