@@ -688,6 +688,22 @@ def test_sequentially_enumerated_site_is_rejected():
         run(discrete_model, guide, x[:, :2], y, mask)
 
 
+def test_model_side_enumeration_on_labelled_rows_is_rejected():
+    """A latent summed out in the model (not in the guide) is fine for TraceEnum-style unlabelled rows
+    but has no place in the importance-sampled supervised term."""
+    x, y, mask = batch(B=4)
+
+    def model(x, y, mask):
+        with pyro.plate("data", x.shape[0]):
+            c = pyro.sample("c", dist.Bernoulli(0.3), infer={"enumerate": "parallel"})
+            y = pyro.sample("y", dist.Categorical(logits=torch.zeros(3)), obs=y, obs_mask=mask)
+            pyro.sample("x", dist.Normal(c[..., None] + y[..., None].double(), 1.0).to_event(1), obs=x)
+
+    with pytest.raises(NotImplementedError, match="model site 'c' is latent but absent from the guide"):
+        run(model, discrete_guide, x[:, :2], y, mask)
+    assert math.isfinite(run(model, discrete_guide, x[:, :2], y, torch.zeros(4, dtype=torch.bool)))
+
+
 def test_relaxing_a_categorical_site_is_rejected():
     x, y, mask = batch(B=4)
     with pytest.raises(ValueError, match="site 'y': relaxation needs a OneHotCategorical"):
