@@ -1,0 +1,300 @@
+"""The decomposition objective of Mathieu et al. (2019), "Disentangling Disentanglement in VAEs", eq. 7.
+
+Per data point x (to maximise)
+
+    L(x) = E_q(z|x)[log p(x | z)] − β KL(q(z | x) ‖ p(z)) − α D(q(z), p(z)),
+
+with q(z) = (1/N) Σ_n q(z | x_n) the aggregate posterior of the mini-batch and D the MMD or the inclusive
+KL of :mod:`pyro_partial.infer.divergences`. β = 1, α = 0 is the ELBO; β controls the overlap of the
+encodings, α makes q(z) take the prior's structure (sparsity, clusters).
+
+Normalisation. D is a batch-level quantity; the batch objective is the sum of L(x_n) over the batch,
+so the divergence enters as −α · N · D, N the number of rows it was estimated from. Under a subsampling
+plate (or ``poutine.scale``) N becomes Σ_n scale_n, the number of data points the batch stands for, so
+that α has the same per-data-point meaning as β. This is the paper's reference code's convention too: its
+batch objective sums log p(x_n|z_n) − β KL_n − α D over the rows, so α multiplies N · D there as here, and
+its settings (e.g. α ∈ {0, 100}) carry over unchanged.
+
+:func:`decomposition_penalty` works on an already-computed (model, guide) trace pair and returns the
+correction to add to an ELBO that counts the usual log p(z) − log q(z | x) terms of the named sites, so
+that any trace-based objective (e.g. :class:`~pyro_partial.infer.SemiSupervisedELBO`) can carry β and α;
+:class:`DecompositionELBO` is Pyro's :class:`~pyro.infer.Trace_ELBO` with that correction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from pyro.distributions.util import scale_and_mask
+from pyro.infer import Trace_ELBO
+from pyro.infer.util import torch_item
+from pyro.poutine.trace_struct import Trace
+from torch.distributions import kl_divergence
+
+from pyro_partial.infer.divergences import MMD_SCALES, inclusive_kl, mmd_imq
+
+DIVERGENCES = ("mmd", "inclusive_kl")
+PARTICLE_PLATES = ("num_particles_vectorized",)
+"""Plates whose draws are independent replicates of the whole batch (Pyro's vectorised particles)."""
+
+
+def decomposition_penalty(
+    model_trace: Trace,
+    guide_trace: Trace,
+    sites: Sequence[str],
+    beta: float = 1.0,
+    alpha: float = 0.0,
+    divergence: str = "mmd",
+    *,
+    num_prior_samples: int = 1,
+    mmd_scales: Sequence[float] = MMD_SCALES,
+    per_dim: bool = True,
+    particle_plates: Sequence[str] = PARTICLE_PLATES,
+) -> torch.Tensor:
+    """The term that turns an ELBO into Mathieu et al.'s objective on the latent ``sites``.
+
+    For each site z the returned tensor is
+
+        − β Σ_n KL(q(z | x_n) ‖ p(z)) − α · N · D(q(z), p(z)) − Σ_n [log p(z_n) − log q(z_n | x_n)],
+
+    so that added to an ELBO estimate that counts the site's log p(z_n) − log q(z_n | x_n) at the traced
+    values (as Pyro's ``Trace_ELBO`` does) it replaces that single-sample term by −β KL − α N D, exactly
+    (the subtracted terms are the same tensors). The KL is analytic when
+    :func:`torch.distributions.kl_divergence` knows the pair, otherwise the one-sample estimate
+    log q(z_n | x_n) − log p(z_n). Every term carries the model site's ``scale`` and ``mask``.
+
+    D is estimated per replicate of the batch from the guide's draws, one z per row of the data plate
+    (masked rows excluded), against ``num_prior_samples`` draws per row of the model site's distribution
+    (its prior, possibly conditional on other variables), which are reparameterised when the prior allows.
+
+    Requirements: each site is latent in the model, reparameterised in the guide, and (for α ≠ 0) lies
+    inside exactly one data plate besides the ``particle_plates``; every other batch dimension has size 1
+    (a site enumerated in parallel, or depending on an enumerated site, is not supported). The gradient
+    is exact for guides without non-reparameterised sites upstream of the named sites: a score-function
+    term of such a site still sees log p(z) − log q(z | x) as its learning signal.
+
+    :param model_trace: the model's trace, replayed against ``guide_trace``.
+    :param guide_trace: the guide's trace.
+    :param sites: names of the latent sites z that carry β and α.
+    :param beta: β ≥ 0, the KL weight.
+    :param alpha: α ≥ 0, the divergence weight (per data point).
+    :param divergence: ``"mmd"`` (:func:`~pyro_partial.infer.divergences.mmd_imq`) or ``"inclusive_kl"``
+        (:func:`~pyro_partial.infer.divergences.inclusive_kl`).
+    :param num_prior_samples: prior draws per batch row for D.
+    :param mmd_scales: kernel bandwidths for the MMD.
+    :param per_dim: the MMD's per-dimension kernel (paper) or one kernel on whole vectors.
+    :param particle_plates: names of plates that replicate the whole batch (estimates are summed over
+        them, as the ELBO's terms are).
+    :returns: a scalar tensor (to add to the ELBO, i.e. subtract from the loss).
+    """
+    _check_options(beta, alpha, divergence, num_prior_samples)
+    if isinstance(sites, str) or not sites:
+        raise ValueError(f"sites must be a non-empty sequence of site names, got {sites!r}")
+    penalty = torch.zeros(())
+    for name in sites:
+        model_site, guide_site = _latent_sites(model_trace, guide_trace, name)
+        p, q, z = model_site["fn"], guide_site["fn"], guide_site["value"]
+        _check_not_enumerated(guide_site, z.shape[: z.dim() - len(q.event_shape)])
+        scale, mask = model_site["scale"], model_site["mask"]
+        log_ratio = (
+            scale_and_mask(p.log_prob(z), scale, mask).sum()
+            - scale_and_mask(q.log_prob(z), guide_site["scale"], guide_site["mask"]).sum()
+        )
+        penalty = penalty - log_ratio
+        if beta != 0:
+            penalty = penalty - beta * scale_and_mask(_kl(q, p, z), scale, mask).sum()
+        if alpha != 0:
+            divergences, counts = _batch_divergence(
+                model_site, guide_site, divergence, num_prior_samples, mmd_scales, per_dim, particle_plates
+            )
+            penalty = penalty - alpha * (counts * divergences).sum()
+    return penalty
+
+
+class DecompositionELBO(Trace_ELBO):
+    """Mathieu et al.'s (2019) objective E[log p(x|z)] − β KL(q(z|x) ‖ p(z)) − α D(q(z), p(z)) for SVI.
+
+    ``SVI(model, guide, optim, loss=DecompositionELBO(beta=..., alpha=..., divergence="mmd"))``. The
+    model samples each named latent site inside a data plate, e.g.
+    ``pyro.sample("z", prior)`` under ``pyro.plate("data", N)``, with ``prior`` any distribution of
+    :mod:`pyro_partial.distributions`; the guide samples it from a reparameterised encoder. All other
+    sites count as in :class:`~pyro.infer.Trace_ELBO`. See :func:`decomposition_penalty` for the exact
+    estimator and its requirements, and the module docstring for the α normalisation.
+
+    :param beta: β ≥ 0.
+    :param alpha: α ≥ 0.
+    :param divergence: ``"mmd"`` or ``"inclusive_kl"``.
+    :param latent_sites: the sites that carry β and α.
+    :param num_prior_samples: prior draws per batch row for D.
+    :param mmd_scales: kernel bandwidths of the MMD.
+    :param per_dim: per-dimension MMD kernel (paper) or one kernel on whole vectors.
+    :param kwargs: passed to :class:`~pyro.infer.Trace_ELBO` (``num_particles``, ``vectorize_particles``,
+        ``max_plate_nesting``, ...).
+    """
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        alpha: float = 0.0,
+        divergence: str = "mmd",
+        latent_sites: Sequence[str] = ("z",),
+        *,
+        num_prior_samples: int = 1,
+        mmd_scales: Sequence[float] = MMD_SCALES,
+        per_dim: bool = True,
+        **kwargs,
+    ):
+        _check_options(beta, alpha, divergence, num_prior_samples)
+        if isinstance(latent_sites, str) or not latent_sites:
+            raise ValueError(f"latent_sites must be a non-empty sequence of site names, got {latent_sites!r}")
+        super().__init__(**kwargs)
+        self.beta = float(beta)
+        self.alpha = float(alpha)
+        self.divergence = divergence
+        self.latent_sites = tuple(latent_sites)
+        self.num_prior_samples = num_prior_samples
+        self.mmd_scales = tuple(mmd_scales)
+        self.per_dim = per_dim
+
+    def penalty(self, model_trace: Trace, guide_trace: Trace) -> torch.Tensor:
+        """:func:`decomposition_penalty` with this objective's settings."""
+        return decomposition_penalty(
+            model_trace,
+            guide_trace,
+            self.latent_sites,
+            self.beta,
+            self.alpha,
+            self.divergence,
+            num_prior_samples=self.num_prior_samples,
+            mmd_scales=self.mmd_scales,
+            per_dim=self.per_dim,
+        )
+
+    def _differentiable_loss_particle(self, model_trace: Trace, guide_trace: Trace):
+        for name, site in guide_trace.nodes.items():
+            if name in self.latent_sites or site["type"] != "sample" or site["is_observed"]:
+                continue  # the latent sites are checked by decomposition_penalty
+            if not site["fn"].has_rsample:
+                raise NotImplementedError(
+                    f"DecompositionELBO needs reparameterised guide sites, but {name!r} "
+                    f"({type(site['fn']).__name__}) is not: its score-function term would ignore β and α"
+                )
+        loss, surrogate_loss = super()._differentiable_loss_particle(model_trace, guide_trace)
+        penalty = self.penalty(model_trace, guide_trace)
+        return loss - torch_item(penalty), surrogate_loss - penalty
+
+    def loss(self, model, guide, *args, **kwargs) -> float:
+        """An estimate of the negative objective (one call of :meth:`differentiable_loss`, no gradients)."""
+        with torch.no_grad():
+            return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
+
+
+def _check_options(beta: float, alpha: float, divergence: str, num_prior_samples: int) -> None:
+    if not beta >= 0:
+        raise ValueError(f"beta must be non-negative, got {beta}")
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be non-negative, got {alpha}")
+    if divergence not in DIVERGENCES:
+        raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
+    if isinstance(num_prior_samples, bool) or not isinstance(num_prior_samples, int) or num_prior_samples < 1:
+        raise ValueError(f"num_prior_samples must be a positive integer, got {num_prior_samples!r}")
+
+
+def _latent_sites(model_trace: Trace, guide_trace: Trace, name: str) -> tuple[dict, dict]:
+    for trace, role in ((model_trace, "model"), (guide_trace, "guide")):
+        site = trace.nodes.get(name)
+        if site is None or site["type"] != "sample":
+            found = sorted(n for n, s in trace.nodes.items() if s["type"] == "sample")
+            raise ValueError(f"latent site {name!r} not found in the {role}; its sample sites are {found}")
+        if site["is_observed"]:
+            raise ValueError(f"site {name!r} is observed in the {role}; β and α apply to latent sites only")
+    guide_site = guide_trace.nodes[name]
+    if not guide_site["fn"].has_rsample:
+        raise ValueError(
+            f"site {name!r}: the guide's {type(guide_site['fn']).__name__} has no reparameterised sampler; "
+            "the decomposition objective needs a reparameterised encoder"
+        )
+    return model_trace.nodes[name], guide_site
+
+
+def _kl(q, p, z: torch.Tensor) -> torch.Tensor:
+    """KL(q ‖ p) per batch element: analytic if registered, else log q(z) − log p(z) at the draw z."""
+    try:
+        return kl_divergence(q, p)
+    except NotImplementedError:
+        return q.log_prob(z) - p.log_prob(z)
+
+
+def _batch_divergence(
+    model_site: dict,
+    guide_site: dict,
+    divergence: str,
+    num_prior_samples: int,
+    mmd_scales: Sequence[float],
+    per_dim: bool,
+    particle_plates: Sequence[str],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """D(q(z), p(z)) per replicate and the number of data points each estimate stands for.
+
+    :returns: two tensors of the replicate shape (the batch shape without the data dimension).
+    """
+    name, p, q, z = model_site["name"], model_site["fn"], guide_site["fn"], guide_site["value"]
+    batch_shape = z.shape[: z.dim() - len(q.event_shape)]
+    data_dim = _data_dim(model_site, batch_shape, particle_plates)
+    mask = model_site["mask"]
+    weights = torch.ones(batch_shape, dtype=z.dtype, device=z.device)
+    if isinstance(mask, torch.Tensor):
+        weights = weights * mask.expand(batch_shape)
+    elif mask is False:
+        weights = torch.zeros_like(weights)
+    counts = (weights * model_site["scale"]).sum(data_dim)
+    if not bool((weights.sum(data_dim) > 0).all()):
+        raise ValueError(f"site {name!r}: D(q(z), p(z)) needs unmasked rows in every replicate of the batch")
+    if divergence == "inclusive_kl":
+        posterior = q.expand(batch_shape) if q.batch_shape != batch_shape else q
+        return inclusive_kl(p, posterior, num_prior_samples, weights, data_dim), counts
+    prior = p.expand(batch_shape) if p.batch_shape != batch_shape else p
+    zeta = prior.rsample((num_prior_samples,)) if prior.has_rsample else prior.sample((num_prior_samples,))
+    z_q = z.reshape(*batch_shape, -1).movedim(data_dim - 1, -2)  # (..., N, D)
+    # prior draws: (S, ..., N, D) -> (..., S·N, D), with the row weights repeated alike
+    z_p = zeta.reshape(num_prior_samples, *batch_shape, -1).movedim(data_dim - 1, -2).movedim(0, -3)
+    z_p = z_p.flatten(-3, -2)
+    w = weights.movedim(data_dim, -1)
+    v = w.unsqueeze(-2).expand(*w.shape[:-1], num_prior_samples, w.shape[-1]).flatten(-2)
+    return mmd_imq(z_q, z_p, mmd_scales, per_dim, w, v), counts
+
+
+def _data_dim(site: dict, batch_shape: torch.Size, particle_plates: Sequence[str]) -> int:
+    """The negative batch dim of the site's single data plate (the others are particle plates)."""
+    plates = {f.dim: f.name for f in site["cond_indep_stack"] if f.vectorized and f.dim is not None}
+    data = [(dim, plate) for dim, plate in plates.items() if plate not in particle_plates]
+    if not data:
+        raise ValueError(
+            f"site {site['name']!r} is outside a batch plate: the divergence D(q(z), p(z)) needs one z per "
+            "data point, so sample it inside pyro.plate('data', N)"
+        )
+    if len(data) > 1:
+        raise NotImplementedError(
+            f"site {site['name']!r} lies in several data plates {sorted(p for _, p in data)}; the aggregate "
+            "posterior is only supported over one plate"
+        )
+    data_dim = data[0][0]
+    if data_dim < -len(batch_shape):
+        raise ValueError(f"site {site['name']!r}: its value is not expanded over plate {data[0][1]!r}")
+    return data_dim
+
+
+def _check_not_enumerated(site: dict, batch_shape: torch.Size) -> None:
+    """Every batch dim of size > 1 must belong to a plate (not to enumeration)."""
+    plates = {f.dim for f in site["cond_indep_stack"] if f.vectorized and f.dim is not None}
+    for dim in range(-len(batch_shape), 0):
+        if dim not in plates and batch_shape[dim] != 1:
+            raise NotImplementedError(
+                f"site {site['name']!r} has batch shape {tuple(batch_shape)} whose dim {dim} is no plate "
+                "(enumerated, or depending on an enumerated site); the decomposition objective needs a site "
+                "that is not enumerated"
+            )
+
+
+__all__ = ["DIVERGENCES", "PARTICLE_PLATES", "DecompositionELBO", "decomposition_penalty"]
