@@ -12,8 +12,10 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from pyro_partial.data.sampling import ResumableBatchSampler
 
-class GroupedBatchSampler:
+
+class GroupedBatchSampler(ResumableBatchSampler):
     """Yield batches of groups, each group holding members that share a label.
 
     Epochs: epoch ``e`` is a fixed sequence of ``len(self)`` batches, a deterministic function of
@@ -77,20 +79,10 @@ class GroupedBatchSampler:
         self.batches_per_epoch = batches_per_epoch or max(1, len(labels) // (groups_per_batch * group_size))
         self.seed = seed
         self._weights = counts / counts.sum()
-        self._epoch = 0
-        self._batches_done = 0
+        super().__init__()
 
     def __len__(self) -> int:
         return self.batches_per_epoch
-
-    @property
-    def epoch(self) -> int:
-        """The epoch the next batch belongs to."""
-        return self._epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next batch the first one of ``epoch``."""
-        self._epoch, self._batches_done = epoch, 0
 
     def _config(self) -> dict:
         return {
@@ -101,18 +93,6 @@ class GroupedBatchSampler:
             "batches_per_epoch": self.batches_per_epoch,
             "label_counts": [len(m) for m in self.members],
         }
-
-    def state_dict(self) -> dict:
-        """The position of the next batch together with the configuration it is valid for."""
-        return {"epoch": self._epoch, "batches_done": self._batches_done, "config": self._config()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a position saved by :meth:`state_dict` of an identically configured sampler."""
-        if state["config"] != self._config():
-            raise ValueError(
-                f"state was saved by a sampler configured as {state['config']}, not {self._config()}"
-            )
-        self._epoch, self._batches_done = state["epoch"], state["batches_done"]
 
     def _epoch_batches(self, epoch: int) -> Iterator[list[list[int]]]:
         rng = np.random.default_rng([self.seed, epoch])
@@ -131,18 +111,6 @@ class GroupedBatchSampler:
                     streams[k] = rng.permutation(self.members[k])
                 batch.append(streams[k][:size].tolist())
                 streams[k] = streams[k][size:]
-            yield batch
-
-    def __iter__(self) -> Iterator[list[list[int]]]:
-        """Yield the remaining batches of the current epoch, each a list of groups of dataset indices."""
-        epoch, start = self._epoch, self._batches_done
-        for b, batch in enumerate(self._epoch_batches(epoch)):
-            if b < start:
-                continue
-            if b + 1 == self.batches_per_epoch:
-                self._epoch, self._batches_done = epoch + 1, 0
-            else:
-                self._batches_done = b + 1
             yield batch
 
 

@@ -33,6 +33,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
+from pyro_partial.data.sampling import ResumableBatchSampler
+
 
 def validation_rows(num_examples: int, validation_size: int, *, validation: bool) -> slice:
     """The training rows (``validation=False``) or the held-out validation rows of a training file.
@@ -132,7 +134,7 @@ class SemiSupervisedSplit:
         return len(self.unlabelled)
 
 
-class SemiSupervisedBatchSampler:
+class SemiSupervisedBatchSampler(ResumableBatchSampler):
     """Yield ``(index, is_labelled)`` mini-batches in which a fraction ρ of the rows are labelled.
 
     Epoch ``e`` is a deterministic function of ``(seed, e)``: the ``N`` unlabelled rows in a random order,
@@ -185,8 +187,7 @@ class SemiSupervisedBatchSampler:
         self.labelled_per_epoch = slots
         rows = num_unlabelled + slots
         self.rows_per_epoch = rows - rows % batch_size if drop_last else rows
-        self._epoch = 0
-        self._batches_done = 0
+        super().__init__()
         if len(self) == 0:
             raise ValueError(
                 f"batch_size={batch_size} with drop_last=True exceeds the {rows} rows of an epoch"
@@ -201,17 +202,6 @@ class SemiSupervisedBatchSampler:
         """Batches per epoch."""
         return -(-self.rows_per_epoch // self.batch_size)
 
-    @property
-    def epoch(self) -> int:
-        """The epoch the next batch belongs to."""
-        return self._epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Make the next batch the first one of ``epoch``."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}")
-        self._epoch, self._batches_done = epoch, 0
-
     def _config(self) -> dict:
         return {
             "seed": self.seed,
@@ -222,18 +212,6 @@ class SemiSupervisedBatchSampler:
             "num_unlabelled": self.split.num_unlabelled,
             "split_seed": self.split.seed,
         }
-
-    def state_dict(self) -> dict:
-        """The position of the next batch together with the configuration it is valid for."""
-        return {"epoch": self._epoch, "batches_done": self._batches_done, "config": self._config()}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a position saved by :meth:`state_dict` of an identically configured sampler."""
-        if state["config"] != self._config():
-            raise ValueError(
-                f"state was saved by a sampler configured as {state['config']}, not {self._config()}"
-            )
-        self._epoch, self._batches_done = state["epoch"], state["batches_done"]
 
     def _epoch_rows(self, epoch: int) -> tuple[torch.Tensor, torch.Tensor]:
         """All rows of ``epoch`` in order: indices ``(rows_per_epoch,)`` and labelled flags, same shape."""
@@ -249,18 +227,10 @@ class SemiSupervisedBatchSampler:
         keep = self.rows_per_epoch
         return torch.from_numpy(index[:keep]), torch.from_numpy(is_labelled[:keep])
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield the remaining batches of the current epoch.
-
-        Each batch is ``(index, is_labelled)``: an int64 tensor of row indices and a bool tensor, both of
-        shape ``(B,)``; ``is_labelled`` equals ``split.label_mask[index]``.
-        """
-        epoch, start = self._epoch, self._batches_done
+    def _epoch_batches(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The batches of ``epoch``: ``(index, is_labelled)``, an int64 tensor of row indices and a bool
+        tensor, both of shape ``(B,)``; ``is_labelled`` equals ``split.label_mask[index]``."""
         index, is_labelled = self._epoch_rows(epoch)
-        for b in range(start, len(self)):
-            if b + 1 == len(self):
-                self._epoch, self._batches_done = epoch + 1, 0
-            else:
-                self._batches_done = b + 1
+        for b in range(len(self)):
             rows = slice(b * self.batch_size, (b + 1) * self.batch_size)
             yield index[rows], is_labelled[rows]
