@@ -33,7 +33,11 @@ def environment() -> dict[str, str]:
 
 
 def command_line() -> str:
-    return " ".join(shlex.quote(arg) for arg in [Path(sys.executable).name, *sys.argv])
+    """The command that started this process, as ``python -m package.module args`` when run with ``-m``."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    program = ["-m", spec.name] if spec is not None and spec.name != "__main__" else sys.argv[:1]
+    return " ".join(shlex.quote(arg) for arg in ["python", *program, *sys.argv[1:]])
 
 
 class MetricsCSV:

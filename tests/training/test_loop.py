@@ -116,3 +116,19 @@ def test_results_record_command_versions_and_seed(tmp_path):
         and on_disk["environment"]["pyro"] == pyro.__version__
     )
     assert on_disk["command"]
+
+
+def test_command_line_names_the_module_when_run_with_dash_m(tmp_path):
+    import subprocess
+    import sys
+
+    script = "from pyro_partial.training.records import command_line; print(command_line())"
+    (tmp_path / "probe_module.py").write_text(script)
+    out = subprocess.run(
+        [sys.executable, "-m", "probe_module", "--seed", "3"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == "python -m probe_module --seed 3"
