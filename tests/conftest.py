@@ -19,9 +19,9 @@ def _real_data_root():
 def real_data_root():
     """The directory with the real data sets; tests needing it are skipped where it is absent."""
     root = _real_data_root()
-    if root is None:
-        pytest.skip("real data not found: set PYRO_PARTIAL_DATA or provide ../shared/data")
-    return root
+    if root is None or not root.is_dir():
+        pytest.skip(f"real data not found at {root}: set PYRO_PARTIAL_DATA or provide ../shared/data")
+    return root.resolve()
 
 
 @pytest.fixture(scope="session", autouse=True)
