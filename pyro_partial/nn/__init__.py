@@ -1,5 +1,6 @@
 """Neural-network building blocks shared by the models in ``models/``."""
 
+from pyro_partial.nn.conv import ConvDecoder, ConvEncoder
 from pyro_partial.nn.mlp import MLP, ConcatMLP, GaussianHead
 
-__all__ = ["MLP", "ConcatMLP", "GaussianHead"]
+__all__ = ["MLP", "ConcatMLP", "ConvDecoder", "ConvEncoder", "GaussianHead"]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-_ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+ACTIVATIONS = {"relu": nn.ReLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 
 
 class MLP(nn.Sequential):
@@ -24,12 +24,12 @@ class MLP(nn.Sequential):
     def __init__(
         self, in_features: int, hidden: Sequence[int], out_features: int, activation: str = "softplus"
     ):
-        if activation not in _ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         sizes = [in_features, *hidden]
         layers: list[nn.Module] = []
         for n_in, n_out in zip(sizes[:-1], sizes[1:], strict=True):
-            layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
+            layers += [nn.Linear(n_in, n_out), ACTIVATIONS[activation]()]
         layers.append(nn.Linear(sizes[-1], out_features))
         super().__init__(*layers)
         self.in_features = in_features

@@ -1,0 +1,73 @@
+"""The MNIST experiment end to end on a small slice of real MNIST: outputs, exact resumption, figures."""
+
+import csv
+import json
+
+import matplotlib.image
+import pytest
+import torch
+
+from models import mnist
+
+ARGS = ["--labels", "20", "--train-size", "400", "--batch-size", "100", "--hidden", "32", "--no-progress"]
+
+
+@pytest.fixture
+def single_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_runs_and_resumes_exactly(real_data_root, tmp_path, single_thread):
+    data = ["--data", str(real_data_root)]
+    straight = mnist.main([*ARGS, *data, "--epochs", "2", "--out", str(tmp_path / "straight")])
+    mnist.main([*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "resumed")])
+    resumed = mnist.main([*ARGS, *data, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")])
+
+    assert resumed["test_error"] == straight["test_error"]
+    assert 0.0 <= straight["test_error"] <= 1.0
+    record = json.loads((tmp_path / "resumed" / "results.json").read_text())
+    assert record["seed"] == 0 and record["labels"] == 20
+    assert record["command"].startswith("python -m models.mnist --labels 20 ")
+    assert record["command"].endswith("--resume --out " + str(tmp_path / "resumed"))
+    assert record["environment"]["torch"] == torch.__version__
+    for run in ("straight", "resumed"):
+        with open(tmp_path / run / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [row["epoch"] for row in rows] == ["0", "1"]
+        assert float(rows[-1]["val_error"]) == pytest.approx(straight["val_error"])
+
+
+def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_thread):
+    """The convolutional networks with the paper's guide train through the same driver, and the run
+    directory is enough to draw its figures."""
+    conv = ["--network", "conv", "--channels", "4", "8", "--hidden", "16", "--guide", "paper"]
+    run = tmp_path / "run"
+    data = ["--data", str(real_data_root)]
+    results = mnist.main([*ARGS, *conv, *data, "--train-size", "200", "--epochs", "1", "--out", str(run)])
+    assert results["network"] == "conv" and 0.0 <= results["test_error"] <= 1.0
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["network"] == "conv" and config["model"]["z_dim"] == 10
+
+    paths = mnist.plot(["--run", str(run), *data, "--num-images", "3", "--digits", "4"])
+
+    assert sorted(paths) == ["analogies", "reconstructions", "style_variation_4"]
+    assert all(path.parent == run / "figures" for path in paths.values())
+    # 3 rows of (input, digits 0..9), 28-pixel images, 2-pixel padding, every pixel doubled
+    assert matplotlib.image.imread(paths["analogies"]).shape[:2] == (2 * (3 * 30 + 2), 2 * (11 * 30 + 2))
+
+
+def test_resuming_with_other_model_arguments_is_a_clear_error(real_data_root, tmp_path, single_thread):
+    data = ["--data", str(real_data_root), "--train-size", "200", "--out", str(tmp_path)]
+    mnist.main([*ARGS, *data, "--epochs", "1"])
+    with pytest.raises(ValueError, match="resume with the run's original arguments"):
+        mnist.main([*ARGS, *data, "--epochs", "2", "--resume", "--z-dim", "4"])
+
+
+def test_bad_label_count_is_a_clear_error(real_data_root, tmp_path):
+    with pytest.raises(
+        ValueError, match="num_labelled must be a positive multiple of the number of classes 10"
+    ):
+        mnist.main([*ARGS, "--data", str(real_data_root), "--labels", "15", "--out", str(tmp_path)])
