@@ -149,7 +149,7 @@ def train(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
     one_hot = torch.nn.functional.one_hot(train_y, NUM_CLASSES).to(train_x.dtype)
 
     config = {"experiment": args.experiment, "model": model_config(args, splits.image_shape)}
-    _write_config(args.out, config, resume=args.resume)
+    write_config(args.out, config, resume=args.resume)
     vae = SSVAE(**config["model"])
     elbo = SemiSupervisedELBO(
         alpha=alpha, num_importance_samples=args.importance_samples, max_plate_nesting=1, split_on="mask"
@@ -210,7 +210,7 @@ def train(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
     return results
 
 
-def _write_config(run_dir: Path, config: dict[str, Any], *, resume: bool) -> None:
+def write_config(run_dir: Path, config: dict[str, Any], *, resume: bool) -> None:
     path = run_dir / CONFIG
     if resume and path.is_file():
         saved = json.loads(path.read_text())

@@ -288,23 +288,26 @@ class ClampUnlabelledSites(Messenger):
         msg["infer"]["_pyro_partial_clamped"] = True
 
 
-def split_rows(fn, mask_name: str, args: tuple, kwargs: dict) -> tuple[tuple | None, tuple | None]:
+def split_rows(fn, mask_name: str, args: tuple, kwargs: dict) -> tuple[tuple | None, tuple | None] | None:
     """Split a call's per-row arguments into ``(args, kwargs)`` for its unlabelled and labelled rows.
 
     ``mask_name`` names the argument of ``fn`` holding the 1-D bool ``obs_mask`` of length B; every
     tensor argument whose first dimension is B is indexed by ``~mask`` and by ``mask``; other arguments
-    pass unchanged. A half with no rows is returned as ``None``.
+    pass unchanged. A half with no rows is returned as ``None``. Returns ``None`` when this call leaves
+    the mask argument out (or passes ``None``): the model then decides its rows itself.
     """
+    parameters = inspect.signature(fn).parameters
+    if mask_name not in parameters:
+        raise ValueError(
+            f"split_on={mask_name!r} names no argument of the model; it takes {list(parameters)}"
+        )
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as e:
         raise TypeError(f"split_on={mask_name!r}: cannot bind the call's arguments to the model: {e}") from e
-    if mask_name not in bound.arguments:
-        raise ValueError(
-            f"split_on={mask_name!r} names no argument of this call; the model takes "
-            f"{list(inspect.signature(fn).parameters)}"
-        )
-    mask = bound.arguments[mask_name]
+    mask = bound.arguments.get(mask_name)
+    if mask is None:
+        return None
     if not (torch.is_tensor(mask) and mask.dtype == torch.bool and mask.dim() == 1):
         shape = tuple(mask.shape) if torch.is_tensor(mask) else type(mask).__name__
         raise ValueError(f"split_on={mask_name!r}: expected a 1-D bool tensor (the obs_mask), got {shape}")

@@ -87,7 +87,8 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     :param split_on: name of the model argument holding the ``obs_mask`` (e.g. ``"mask"``). When given,
         every tensor argument whose first dimension is the batch size is split into its unlabelled and
         its labelled rows, and each pass runs on its own rows only: about twice as fast on mixed batches,
-        since labelled rows no longer go through the enumerated branches. Requires batch-first
+        since labelled rows no longer go through the enumerated branches. Calls that leave the argument
+        out (or pass ``None``) are computed by masking. Requires batch-first
         per-row arguments and a guide that writes ``obs=..., obs_mask=...``. Without it, model and guide
         see the whole batch in both passes, and masking does the split (any argument layout works).
     """
@@ -137,8 +138,9 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         """The negative objective −(Σ_n L_unsup + γ Σ_m L̂_sup), differentiable (a DiCE surrogate whose
         value is the estimate and whose gradient is an unbiased gradient estimate)."""
         check_finite_inputs(model, args, kwargs)
-        if self.split_on is not None:
-            objective = self._split_objective(model, guide, args, kwargs)
+        halves = None if self.split_on is None else split_rows(model, self.split_on, args, kwargs)
+        if halves is not None:
+            objective = self._split_objective(model, guide, *halves)
         else:
             objective = torch.zeros(())
             for model_trace, guide_trace, partials in self._unlabelled_traces(model, guide, args, kwargs):
@@ -162,9 +164,10 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
             loss.backward(retain_graph=self.retain_graph)
         return torch_item(loss)
 
-    def _split_objective(self, model: Callable, guide: Callable, args: tuple, kwargs: dict) -> torch.Tensor:
-        """Both passes, each on its own rows (``split_on``); summed over particles."""
-        unlabelled, labelled = split_rows(model, self.split_on, args, kwargs)
+    def _split_objective(
+        self, model: Callable, guide: Callable, unlabelled: tuple | None, labelled: tuple | None
+    ) -> torch.Tensor:
+        """Both passes, each on its own rows (``split_on``; ``(args, kwargs)`` or ``None`` per half)."""
         objective = torch.zeros(())
         if unlabelled is not None:
             for model_trace, guide_trace, _ in self._unlabelled_traces(model, guide, *unlabelled):

@@ -224,10 +224,24 @@ def test_split_on_equals_masking_exactly_on_a_discrete_model(labelled):
     assert split.loss(discrete_model, discrete_guide, x, y, mask) == pytest.approx(expected, rel=1e-12)
 
 
+def test_split_on_without_the_mask_argument_falls_back_to_masking():
+    lg = LinearGaussian()
+    x, _, _ = batch()
+    values = []
+    for split_on in (None, "mask"):
+        pyro.set_rng_seed(4)
+        values.append(
+            SemiSupervisedELBO(max_plate_nesting=1, split_on=split_on).loss(lg.model, lg.guide_m2, x)
+        )
+    assert values[0] == pytest.approx(values[1], rel=1e-12)
+
+
 def test_split_on_errors():
     x, y, mask = batch(B=4)
     x = x[:, :2]
-    with pytest.raises(ValueError, match=r"split_on='labelled' names no argument.*\['x', 'y', 'mask'\]"):
+    with pytest.raises(
+        ValueError, match=r"split_on='labelled' names no argument of the model.*\['x', 'y', 'mask'\]"
+    ):
         SemiSupervisedELBO(split_on="labelled", max_plate_nesting=1).loss(
             discrete_model, discrete_guide, x, y, mask
         )
