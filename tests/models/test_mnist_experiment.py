@@ -12,14 +12,6 @@ from models import mnist
 ARGS = ["--labels", "20", "--train-size", "400", "--batch-size", "100", "--hidden", "32", "--no-progress"]
 
 
-@pytest.fixture
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_runs_and_resumes_exactly(real_data_root, tmp_path, single_thread):
     data = ["--data", str(real_data_root)]
     straight = mnist.main([*ARGS, *data, "--epochs", "2", "--out", str(tmp_path / "straight")])

@@ -5,9 +5,7 @@ import json
 
 import matplotlib.image
 import numpy as np
-import pytest
 import scipy.io
-import torch
 
 from models import svhn
 
@@ -20,14 +18,6 @@ def write_svhn(root, split, size, rng):
         images[4 : 4 + 2 * (label % 10), 8:24, :, n] = 230
     (root / "SVHN").mkdir(exist_ok=True)
     scipy.io.savemat(root / "SVHN" / f"{split}_32x32.mat", {"X": images, "y": labels[:, None]})
-
-
-@pytest.fixture
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_trains_and_plots_on_svhn_layout_files(tmp_path, single_thread):
