@@ -38,7 +38,7 @@ from pyro.optim import Adam
 from models.ss_vae import GUIDES, NETWORKS, SSVAE
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
-from pyro_partial.plots import write_figures
+from pyro_partial.plots import parse_run_figures_args, run_figures_parser, write_figures
 from pyro_partial.training import atomic_write, fit, write_results
 
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
@@ -271,27 +271,20 @@ def plot(
 
     :param load_test: ``data root -> (flattened test images, labels)`` of the experiment.
     """
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=(
-            "Write PNG figures of a trained run: reconstructions.png (test images over their "
-            "reconstructions), analogies.png (rows: test images; columns: the image, then its inferred "
-            "style with digit 0..9) and style_variation_<digit>.png (digit fixed; row d varies style "
-            "dimension d over --values)."
-        ),
+    parser = run_figures_parser(
+        prog,
+        "Write PNG figures of a trained run: reconstructions.png (test images over their "
+        "reconstructions), analogies.png (rows: test images; columns: the image, then its inferred "
+        "style with digit 0..9) and style_variation_<digit>.png (digit fixed; row d varies style "
+        "dimension d over --values).",
+        num_images=8,
+        images="test images",
     )
-    parser.add_argument("--run", type=Path, required=True, help="run directory written by training")
-    parser.add_argument("--out", type=Path, default=None, help="figure directory (default: RUN/figures)")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--seed", type=int, default=0, help="seed choosing the test images")
-    parser.add_argument("--num-images", type=int, default=8, help="test images in the figures")
     parser.add_argument("--digits", type=int, nargs="+", default=None, help="digits of style variation")
     parser.add_argument(
         "--values", type=float, nargs="+", default=[-2.0, -1.0, 0.0, 1.0, 2.0], help="style values"
     )
-    args = parser.parse_args(argv)
-    if args.num_images < 1:
-        parser.error(f"--num-images must be positive, got {args.num_images}")
+    args = parse_run_figures_args(parser, argv)
     vae, config = load_trained(args.run)
     if config["experiment"] != name:
         parser.error(f"--run {args.run} is a {config['experiment']!r} run, not {name!r}")
@@ -299,7 +292,6 @@ def plot(
     generator = torch.Generator().manual_seed(args.seed)
     rows = torch.randperm(len(test_x), generator=generator)[: args.num_images]
     pyro.set_rng_seed(args.seed)  # the "paper" guide's classifier samples styles
-    out = args.run / "figures" if args.out is None else args.out
-    paths = write_figures(vae, test_x[rows], out, labels=args.digits, values=args.values)
+    paths = write_figures(vae, test_x[rows], args.out, labels=args.digits, values=args.values)
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return paths

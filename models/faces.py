@@ -76,7 +76,7 @@ from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
 from pyro_partial.lighting import LIGHT_DIM, direction_from_angles, lighting_prior
 from pyro_partial.metrics import angular_error, classification_error
 from pyro_partial.nn import ConvDecoder, ConvEncoder
-from pyro_partial.plots import save_grid
+from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
 from pyro_partial.training import fit, write_results
 
 NUM_IDENTITIES = 38
@@ -572,28 +572,21 @@ def load_trained(run_dir: str | Path) -> tuple[FacesVAE, dict[str, Any]]:
 
 def plot(argv: Sequence[str] | None = None, prog: str = "pyro-partial plot faces") -> dict[str, Path]:
     """``--run DIR``: write ``lighting.png`` and ``identity.png`` of a trained run; return their paths."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=(
-            "Write the Figure 5 analogue of a trained faces run: lighting.png (rows: held-out faces; "
-            "columns: the face, then re-rendered with its identity and style under lights at --azimuths, "
-            "elevation --elevation) and identity.png (the face, then re-rendered as --identities with "
-            "its light and style)."
-        ),
+    parser = run_figures_parser(
+        prog,
+        "Write the Figure 5 analogue of a trained faces run: lighting.png (rows: held-out faces; "
+        "columns: the face, then re-rendered with its identity and style under lights at --azimuths, "
+        "elevation --elevation) and identity.png (the face, then re-rendered as --identities with "
+        "its light and style).",
+        num_images=4,
+        images="faces (rows)",
     )
-    parser.add_argument("--run", type=Path, required=True, help="run directory written by training")
-    parser.add_argument("--out", type=Path, default=None, help="figure directory (default: RUN/figures)")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--seed", type=int, default=0, help="seed choosing the faces")
-    parser.add_argument("--num-images", type=int, default=4, help="faces (rows) per figure")
     parser.add_argument(
         "--azimuths", type=float, nargs="+", default=[-110, -70, -35, 0, 35, 70, 110], help="degrees"
     )
     parser.add_argument("--elevation", type=float, default=0.0, help="degrees")
     parser.add_argument("--identities", type=int, nargs="+", default=list(range(8)), help="subjects 0..37")
-    args = parser.parse_args(argv)
-    if args.num_images < 1:
-        parser.error(f"--num-images must be positive, got {args.num_images}")
+    args = parse_run_figures_args(parser, argv)
     if not all(0 <= k < NUM_IDENTITIES for k in args.identities):
         parser.error(f"--identities must lie in 0..{NUM_IDENTITIES - 1}, got {args.identities}")
     vae, config = load_trained(args.run)
@@ -603,12 +596,11 @@ def plot(argv: Sequence[str] | None = None, prog: str = "pyro-partial plot faces
     generator = torch.Generator().manual_seed(args.seed)
     xs = data.test_x[torch.randperm(len(data.test_x), generator=generator)[: args.num_images]]
     angles = torch.tensor([[azimuth, args.elevation] for azimuth in args.azimuths])
-    out = args.run / "figures" if args.out is None else args.out
     paths = {
         "lighting": save_grid(
-            lighting_grid(vae, xs, direction_from_angles(angles).float()), out / "lighting.png"
+            lighting_grid(vae, xs, direction_from_angles(angles).float()), args.out / "lighting.png"
         ),
-        "identity": save_grid(identity_grid(vae, xs, args.identities), out / "identity.png"),
+        "identity": save_grid(identity_grid(vae, xs, args.identities), args.out / "identity.png"),
     }
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return paths
