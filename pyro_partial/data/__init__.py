@@ -4,6 +4,7 @@ from pyro_partial.data.dsprites import DSprites, load_gif_traversals
 from pyro_partial.data.ground_truth import GroundTruthDataset
 from pyro_partial.data.grouped_sampler import GroupedBatchSampler, pad_groups
 from pyro_partial.data.mnist import load_mnist, mnist_dataset, mnist_root
+from pyro_partial.data.multi_mnist import MultiMNIST, load_multi_mnist, make_multi_mnist
 from pyro_partial.data.paths import cache_dir, data_root
 from pyro_partial.data.pinwheel import Pinwheel, pinwheel_points
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit, validation_rows
@@ -15,6 +16,7 @@ __all__ = [
     "DSprites",
     "GroundTruthDataset",
     "GroupedBatchSampler",
+    "MultiMNIST",
     "Pinwheel",
     "SemiSupervisedBatchSampler",
     "SemiSupervisedSplit",
@@ -23,7 +25,9 @@ __all__ = [
     "data_root",
     "load_gif_traversals",
     "load_mnist",
+    "load_multi_mnist",
     "load_svhn",
+    "make_multi_mnist",
     "mnist_dataset",
     "mnist_root",
     "pad_groups",
