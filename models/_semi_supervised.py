@@ -6,8 +6,11 @@ trains :class:`~models.ss_vae.SSVAE` with :class:`~pyro_partial.infer.SemiSuperv
 
 - ``config.json``: the experiment and the model's constructor arguments (written before training, so an
   interrupted run can still be plotted or resumed),
-- ``metrics.csv`` (one row per epoch) and ``checkpoint.pt`` (atomic, after every epoch),
-- ``results.json``: test error, time, the exact command, versions and seed.
+- ``metrics.csv`` (one row per epoch: loss, validation, test and labelled-training error) and
+  ``checkpoint.pt`` (atomic, after every epoch),
+- ``results.json``: the final test error, the test error at the epoch of lowest validation error (model
+  selection on the 10,000 validation images, as Pyro's SS-VAE example reports), time, the exact command,
+  versions and seed.
 
 It also renders a run's figures (:func:`plot`): reconstructions, analogies and style variation.
 
@@ -164,6 +167,7 @@ def train(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
         labelled = split.labelled
         return {
             "val_error": error(vae, splits.val_x, splits.val_y),
+            "test_error": error(vae, splits.test_x, splits.test_y),
             "labelled_train_error": error(vae, train_x[labelled], train_y[labelled]),
         }
 
@@ -185,6 +189,7 @@ def train(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
         progress=not args.no_progress,
     )
     test_error = error(vae, splits.test_x, splits.test_y)
+    best = min(history, key=lambda row: row["val_error"]) if history else None
     results = {
         "command": args.command,
         "experiment": args.experiment,
@@ -196,6 +201,9 @@ def train(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
         "epochs": args.epochs,
         "test_error": test_error,
         "val_error": history[-1]["val_error"] if history else None,
+        "best_val_epoch": best["epoch"] if best else None,
+        "best_val_error": best["val_error"] if best else None,
+        "test_error_at_best_val": best["test_error"] if best else None,
         "train_seconds": sum(row["seconds"] for row in history),
         "wall_seconds_this_invocation": time.perf_counter() - began,
         "arguments": {

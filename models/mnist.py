@@ -4,7 +4,7 @@ A class-balanced labelled subset of ``--labels`` training images is drawn once f
 the first 50,000 training images are unlabelled, the last 10,000 are the validation set, and the test
 error is measured on the 10,000 test images. Each epoch visits every unlabelled image once, mixed with
 labelled images at the supervision rate ``--rho`` (by default the natural rate M / (N + M)). The
-classifier weight is α = 0.1 / ρ per labelled row (Kingma et al.'s choice as read by Siddharth et al.).
+classifier weight is α = 50 per labelled row by default (``--alpha``; see :mod:`models._semi_supervised`).
 The style has 10 dimensions; ``--network conv`` swaps the MLPs for convolutional networks.
 
     python -m models.mnist --labels 100 --epochs 3 --seed 0

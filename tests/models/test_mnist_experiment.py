@@ -30,6 +30,11 @@ def test_runs_and_resumes_exactly(real_data_root, tmp_path, single_thread):
             rows = list(csv.DictReader(f))
         assert [row["epoch"] for row in rows] == ["0", "1"]
         assert float(rows[-1]["val_error"]) == pytest.approx(straight["val_error"])
+        assert float(rows[-1]["test_error"]) == pytest.approx(straight["test_error"])
+    # model selection: the test error of the epoch with the lowest validation error
+    best = min(rows, key=lambda row: float(row["val_error"]))
+    assert straight["best_val_epoch"] == int(best["epoch"])
+    assert straight["test_error_at_best_val"] == pytest.approx(float(best["test_error"]))
 
 
 def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_thread):
