@@ -13,21 +13,25 @@ sub-experiments, one command each:
 responsible for each encoder mean against the true arm (does q(z) take the prior's clusters?) and the MMD
 between the aggregate posterior (one draw per point) and the prior. Figure: q(z) over p(z), ``pinwheel.png``.
 
-``sparsity`` (section 6): MNIST, D = 50, the sparse prior γ N(0, 0.05²) + (1 − γ) N(0, 1) per dimension
-(γ = 0 is N(0, I)), Laplace likelihood of scale 0.1, α ∈ {0, ..., 100}. Scores on the test set: Hoyer
-sparsity of the encoder means normalised as in the paper, and the log-likelihood's importance-weighted
-bound log (1/K) Σ_k p(x, z_k) / q(z_k | x) (K = ``--iwae-samples``; K = 1 is the ELBO). Figures: average
-|z_d| per digit (``class_bars.png``), latent traversals (``traversals.png``).
-The paper runs this on Fashion-MNIST (32×32), for which :mod:`pyro_partial.data` has no loader yet.
+``sparsity`` (section 6): MNIST or Fashion-MNIST (``--dataset``), D = 50, the sparse prior
+γ N(0, 0.05²) + (1 − γ) N(0, 1) per dimension (γ = 0 is N(0, I)), Laplace likelihood of scale 0.1,
+α ∈ {0, ..., 100}. Scores on the test set: Hoyer sparsity of the encoder means normalised as in the paper,
+and the log-likelihood's importance-weighted bound log (1/K) Σ_k p(x, z_k) / q(z_k | x)
+(K = ``--iwae-samples``; K = 1 is the ELBO). Figures: average |z_d| per class (``class_bars.png``), latent
+traversals (``traversals.png``). The paper runs it on Fashion-MNIST resized to 32×32, our default for
+``--dataset fashion-mnist`` (``--image-size``); its four IDX files (``train-images-idx3-ubyte.gz``, ...)
+are read from ``<--data>/FashionMNIST/raw/``.
 
 ``dsprites`` (independence, section 5): procedurally rendered dSprites (no npz needed), D = 10, Bernoulli
 likelihood, convolutional networks; prior isotropic, anisotropic (fixed standard deviations) or Student-t.
 Scores: the disentanglement metrics of :mod:`pyro_partial.metrics` (Kim & Mnih's FactorVAE score by
-default) on the encoder means. Figure: latent traversals (``traversals.png``).
+default) on the encoder means, with per-metric options such as Mathieu et al.'s 1000 points per FactorVAE
+vote: ``--metric-option factor_vae.group_size=1000``. Figure: latent traversals (``traversals.png``).
 
     python -m models.decomposition pinwheel --beta 1 --alpha 0 --seed 0
     python -m models.decomposition pinwheel --beta 0 --alpha 1 --seed 0
     python -m models.decomposition sparsity --alpha 100 --gamma 0.8 --seed 0
+    python -m models.decomposition sparsity --dataset fashion-mnist --alpha 100 --seed 0
     python -m models.decomposition dsprites --prior anisotropic --beta 4 --seed 0
     pyro-partial train decomposition pinwheel --beta 0 --alpha 1 --seed 0   # the same, via the CLI
 
@@ -46,6 +50,7 @@ continues exactly), the figures and ``results.json`` (the scores, command, versi
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import shlex
@@ -66,10 +71,12 @@ from sklearn.metrics import adjusted_rand_score
 from torch import nn
 
 from pyro_partial.data import DSprites, Pinwheel, load_mnist
+from pyro_partial.data.mnist import DATASETS
 from pyro_partial.distributions import priors
 from pyro_partial.infer import DecompositionELBO
 from pyro_partial.infer.divergences import mmd_imq
 from pyro_partial.metrics import METRICS, evaluate_disentanglement, hoyer_sparsity
+from pyro_partial.metrics.evaluate import metric_options
 from pyro_partial.nn import MLP, ConvDecoder, ConvEncoder, GaussianHead
 from pyro_partial.plots import save_grid
 from pyro_partial.plots_latent import (
@@ -339,11 +346,14 @@ def pinwheel(args: argparse.Namespace) -> Experiment:
 
 
 def sparsity(args: argparse.Namespace) -> Experiment:
-    """The sparsity experiment on MNIST: all 60,000 training images (or the first ``--train-size``), scored
-    on the first ``--eval-size`` test images."""
-    flatten = args.network == "mlp"
-    train_x, _ = load_mnist("train", args.data, validation_size=0, flatten=flatten)
-    test_x, test_y = load_mnist("test", args.data, flatten=flatten)
+    """The sparsity experiment on MNIST or Fashion-MNIST: all 60,000 training images (or the first
+    ``--train-size``), scored on the first ``--eval-size`` test images."""
+    load = dict(flatten=args.network == "mlp", dataset=args.dataset, image_size=args.image_size)
+    try:
+        train_x, _ = load_mnist("train", args.data, validation_size=0, **load)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"{error} Here the data root is --data.") from None
+    test_x, test_y = load_mnist("test", args.data, **load)
     train_x = train_x[: args.train_size]
     test_x, test_y = test_x[: args.eval_size], test_y[: args.eval_size]
     vae = build_vae(args, train_x.shape[1:])
@@ -351,7 +361,9 @@ def sparsity(args: argparse.Namespace) -> Experiment:
     def evaluate(vae: DecompositionVAE, run_dir: Path) -> dict[str, Any]:
         codes = encode_means(vae, test_x)
         bounds = torch.cat([vae.log_likelihood_bound(x, args.iwae_samples) for x in test_x.split(500)])
-        title = f"{args.prior} prior (γ = {args.gamma:g}), β = {args.beta:g}, α = {args.alpha:g}"
+        title = (
+            f"{args.dataset}, {args.prior} prior (γ = {args.gamma:g}), β = {args.beta:g}, α = {args.alpha:g}"
+        )
         plot_class_mean_abs(class_mean_abs(codes, test_y, 10), run_dir / "class_bars.png", title=title)
         write_traversals(vae, test_x, codes, run_dir / "traversals.png")
         return {
@@ -381,14 +393,44 @@ def dsprites(args: argparse.Namespace) -> Experiment:
         def representation(x: torch.Tensor) -> torch.Tensor:
             return vae.encode(x)[0]
 
+        options = parse_metric_options(args.metric_option, args.metrics)
         scores = evaluate_disentanglement(
-            data, representation, seed=args.seed, profile=args.metric_profile, metrics=args.metrics
+            data,
+            representation,
+            seed=args.seed,
+            profile=args.metric_profile,
+            metrics=args.metrics,
+            options=options,
         )
         _, sample = data.sample(1000, np.random.default_rng(args.seed))
         write_traversals(vae, sample, encode_means(vae, sample), run_dir / "traversals.png")
-        return {**scores, "metric_profile": args.metric_profile}
+        return {**scores, "metric_profile": args.metric_profile, "metric_options": options}
 
     return Experiment(vae, size, batch, evaluate)
+
+
+def parse_metric_options(items: Sequence[str], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``METRIC.OPTION=VALUE`` strings (``--metric-option``) as the ``options`` of
+    :func:`~pyro_partial.metrics.evaluate_disentanglement`; values are Python literals (1000, 0.05, True)."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, equals, text = item.partition("=")
+        metric, dot, option = key.partition(".")
+        if not (equals and dot):
+            raise ValueError(
+                f"--metric-option {item!r}: expected METRIC.OPTION=VALUE, e.g. factor_vae.group_size=1000"
+            )
+        if metric not in metrics:
+            raise ValueError(
+                f"--metric-option {item!r}: metric {metric!r} is not among --metrics {list(metrics)}"
+            )
+        if option not in metric_options(metric):
+            raise ValueError(f"--metric-option {item!r}: {metric} takes {list(metric_options(metric))}")
+        try:
+            options.setdefault(metric, {})[option] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise ValueError(f"--metric-option {item!r}: {text!r} is no number or Python literal") from None
+    return options
 
 
 BUILDERS: dict[str, Callable[[argparse.Namespace], Experiment]] = {
@@ -472,11 +514,22 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
             sub.add_argument("--num-points", type=int, default=400)
         if name == "sparsity":
             sub.add_argument("--data", type=Path, help="data root (default: $PYRO_PARTIAL_DATA)")
+            sub.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
+            sub.add_argument(
+                "--image-size", type=int, help="image side, resized if not 28 (default: 28; fashion-mnist 32)"
+            )
             sub.add_argument("--eval-size", type=int, help="test images scored")
             sub.add_argument("--iwae-samples", type=int, default=100, help="K of the log-likelihood bound")
         if name == "dsprites":
             sub.add_argument("--metrics", nargs="+", choices=sorted(METRICS), default=["factor_vae"])
             sub.add_argument("--metric-profile", choices=("fast", "full"), default="full")
+            sub.add_argument(
+                "--metric-option",
+                action="append",
+                default=[],
+                metavar="METRIC.OPTION=VALUE",
+                help="an option of one metric, e.g. factor_vae.group_size=1000 (points per vote); repeatable",
+            )
     return parser
 
 
@@ -485,15 +538,24 @@ def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Names
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
     args = parser.parse_args(argv)
-    for name in ("epochs", "z_dim", "batch_size", "train_size", "eval_size", "iwae_samples", "num_points"):
+    positive = ("epochs", "z_dim", "batch_size", "train_size", "eval_size", "iwae_samples", "num_points")
+    for name in (*positive, "image_size"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "epochs" else 1):
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
     if args.beta < 0 or args.alpha < 0:
         parser.error(f"--beta and --alpha must be non-negative, got {args.beta} and {args.alpha}")
+    if args.experiment == "sparsity" and args.image_size is None:
+        args.image_size = 32 if args.dataset == "fashion-mnist" else 28
+    if args.experiment == "dsprites":
+        try:
+            parse_metric_options(args.metric_option, args.metrics)
+        except ValueError as error:
+            parser.error(str(error))
     args.command = " ".join([prog, shlex.join(argv)])
     if args.out is None:
-        run = f"{args.experiment}_{args.prior}_beta{args.beta:g}_alpha{args.alpha:g}_seed{args.seed}"
+        data = "" if getattr(args, "dataset", "mnist") == "mnist" else f"-{args.dataset}"
+        run = f"{args.experiment}{data}_{args.prior}_beta{args.beta:g}_alpha{args.alpha:g}_seed{args.seed}"
         args.out = Path("runs") / "decomposition" / run
     return args
 

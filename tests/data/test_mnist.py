@@ -6,6 +6,7 @@ import struct
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from pyro_partial.data.mnist import IDX_FILES, load_mnist, mnist_dataset, mnist_root
 
@@ -133,3 +134,62 @@ def test_bad_arguments_raise(tmp_path):
         load_mnist("train", tmp_path, validation_size=3)
     with pytest.raises(ValueError, match="validation_size=0"):
         load_mnist("validation", tmp_path, validation_size=0)
+
+
+def test_fashion_mnist_reads_its_own_gzipped_idx_files(tmp_path):
+    """Fashion-MNIST's files live under FashionMNIST/raw with MNIST's names and format; the splits are
+    MNIST's; MNIST's files next to them are not read for it."""
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, size=(6, 28, 28))
+    classes = np.array([9, 0, 0, 3, 0, 2])  # ankle boot, T-shirt/top, ..., as in the first training images
+    _write_idx(tmp_path / "FashionMNIST" / "raw", pixels, classes, compress=True)
+    _write_idx(tmp_path / "MNIST" / "raw", np.zeros((6, 28, 28)), np.ones(6), compress=True)
+    train, train_labels = load_mnist("train", tmp_path, validation_size=2, dataset="fashion-mnist")
+    validation, validation_labels = load_mnist(
+        "validation", tmp_path, validation_size=2, dataset="fashion-mnist"
+    )
+    test, test_labels = load_mnist("test", tmp_path, flatten=False, dataset="fashion-mnist")
+    assert train.shape == (4, 784) and validation.shape == (2, 784) and test.shape == (6, 1, 28, 28)
+    assert train_labels.tolist() == [9, 0, 0, 3] and validation_labels.tolist() == [0, 2]
+    assert test_labels.tolist() == classes.tolist()
+    assert torch.equal(test[:, 0] * 255, torch.as_tensor(pixels, dtype=torch.float32))
+    assert torch.equal(torch.cat([train, validation]), test.reshape(6, -1))
+    assert load_mnist("test", tmp_path)[1].tolist() == [1] * 6  # MNIST still reads its own files
+    dataset = mnist_dataset(train=False, root=tmp_path, dataset="fashion-mnist")
+    assert dataset.classes[9] == "Ankle boot" and len(dataset) == 6
+
+
+def test_fashion_mnist_missing_files_name_the_expected_paths(tmp_path):
+    _write_idx(tmp_path / "MNIST" / "raw", np.zeros((2, 28, 28)), np.zeros(2), compress=True)
+    with pytest.raises(FileNotFoundError, match="FashionMNIST not found") as info:
+        load_mnist("train", tmp_path, dataset="fashion-mnist")
+    message = str(info.value)
+    assert str(tmp_path / "FashionMNIST" / "raw") in message
+    assert all(name in message for name in IDX_FILES) and "PYRO_PARTIAL_DATA" in message
+    with pytest.raises(ValueError, match="dataset must be one of"):
+        load_mnist("train", tmp_path, dataset="kmnist")
+
+
+def test_32x32_images_by_padding_and_by_bilinear_resizing(tmp_path):
+    rng = np.random.default_rng(2)
+    pixels = rng.integers(0, 256, size=(3, 28, 28)).astype(np.uint8)
+    _write_idx(tmp_path / "FashionMNIST" / "raw", pixels, np.arange(3), compress=True)
+    native, _ = load_mnist("test", tmp_path, flatten=False, dataset="fashion-mnist")
+    padded, _ = load_mnist(
+        "test", tmp_path, flatten=False, dataset="fashion-mnist", image_size=32, resize_mode="pad"
+    )
+    assert padded.shape == (3, 1, 32, 32)
+    border = padded.clone()
+    border[..., 2:30, 2:30] = 0
+    assert torch.equal(padded[..., 2:30, 2:30], native) and not border.any()
+    resized, _ = load_mnist("test", tmp_path, dataset="fashion-mnist", image_size=32)
+    assert resized.shape == (3, 1024) and 0 <= resized.min() and resized.max() <= 1
+    # the reference code resizes PIL images (torchvision's Resize(32)); PIL rounds to whole grey levels
+    reference = np.stack(
+        [np.asarray(Image.fromarray(image).resize((32, 32), Image.BILINEAR)) for image in pixels]
+    )
+    assert np.abs(resized.numpy().reshape(3, 32, 32) * 255 - reference).max() <= 1.0
+    with pytest.raises(ValueError, match="28 \\+ an even number"):
+        load_mnist("test", tmp_path, dataset="fashion-mnist", image_size=31, resize_mode="pad")
+    with pytest.raises(ValueError, match="resize mode must be one of"):
+        load_mnist("test", tmp_path, dataset="fashion-mnist", image_size=32, resize_mode="nearest")

@@ -1,6 +1,7 @@
 import json
 import math
 
+import numpy as np
 import pyro
 import pyro.distributions as dist
 import pytest
@@ -10,10 +11,11 @@ from pyro.optim import Adam
 from torch import nn
 
 from models import decomposition
-from models.decomposition import DecompositionVAE, cluster_scores, make_prior
+from models.decomposition import DecompositionVAE, cluster_scores, make_prior, parse_metric_options
 from pyro_partial import cli
 from pyro_partial.distributions import priors
 from pyro_partial.infer import DecompositionELBO
+from tests.data.test_mnist import _write_idx
 
 TINY_PINWHEEL = ["pinwheel", "--num-points", "40", "--batch-size", "20", "--hidden", "8", "--no-progress"]
 
@@ -173,8 +175,10 @@ def test_dsprites_smoke(tmp_path, single_thread):
         "4",
     ]
     args += ["--hidden", "8", "--z-dim", "3", "--metrics", "mig", "--metric-profile", "fast", "--no-progress"]
+    args += ["--metric-option", "mig.num_bins=5"]
     record = decomposition.main([*args, "--out", str(tmp_path), "--prior", "student-t"])
     assert 0 <= record["mig"] <= 1 and record["metric_profile"] == "fast"
+    assert record["metric_options"] == {"mig": {"num_bins": 5}}
     assert (tmp_path / "traversals.png").is_file()
 
 
@@ -195,3 +199,43 @@ def test_sparsity_smoke(tmp_path, real_data_root, single_thread):
     assert 0 <= record["hoyer_sparsity"] <= 1 and record["num_test"] == 60
     assert math.isfinite(record["test_log_likelihood_bound"])
     assert (tmp_path / "class_bars.png").is_file() and (tmp_path / "traversals.png").is_file()
+
+
+def test_parse_dataset_and_metric_options():
+    args = decomposition.parse(["sparsity", "--dataset", "fashion-mnist", "--alpha", "100"])
+    assert args.image_size == 32 and str(args.out).endswith(
+        "sparsity-fashion-mnist_sparse_beta1_alpha100_seed0"
+    )
+    assert decomposition.parse(["sparsity"]).image_size == 28
+    args = decomposition.parse(["dsprites", "--metric-option", "factor_vae.group_size=1000"])
+    assert parse_metric_options(args.metric_option, args.metrics) == {"factor_vae": {"group_size": 1000}}
+    for bad in (
+        ["--metric-option", "group_size=1000"],
+        ["--metric-option", "mig.group_size=1000"],
+        ["--metric-option", "factor_vae.points=1000"],
+        ["--metric-option", "factor_vae.group_size=many"],
+    ):
+        with pytest.raises(SystemExit):
+            decomposition.parse(["dsprites", *bad])
+    with pytest.raises(SystemExit):
+        decomposition.parse(["sparsity", "--image-size", "0"])
+
+
+def test_fashion_mnist_sparsity_smoke_on_idx_files(tmp_path, single_thread):
+    """The experiment reads Fashion-MNIST's IDX files from <--data>/FashionMNIST/raw and trains on 32x32
+    images; without the files it names the paths it looked for."""
+    rng = np.random.default_rng(0)
+    _write_idx(
+        tmp_path / "data" / "FashionMNIST" / "raw",
+        rng.integers(0, 256, (30, 28, 28)),
+        np.arange(30) % 10,
+        True,
+    )
+    args = ["sparsity", "--dataset", "fashion-mnist", "--data", str(tmp_path / "data"), "--train-size", "20"]
+    args += ["--eval-size", "10", "--epochs", "1", "--hidden", "8", "--z-dim", "3", "--iwae-samples", "2"]
+    record = decomposition.main([*args, "--alpha", "10", "--no-progress", "--out", str(tmp_path / "run")])
+    assert record["arguments"]["image_size"] == 32 and record["num_test"] == 10
+    assert math.isfinite(record["test_log_likelihood_bound"]) and 0 <= record["hoyer_sparsity"] <= 1
+    args[4] = str(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="FashionMNIST/raw.*Here the data root is --data"):
+        decomposition.main([*args, "--no-progress", "--out", str(tmp_path / "run2")])
