@@ -5,8 +5,9 @@ the direction as the unit vector
 
     l(a, e) = (cos e · sin a,  sin e,  cos e · cos a)
 
-in camera axes: x to the image's right, y up, z from the face towards the camera. ``(0, 0)`` is a light
-at the camera, positive azimuth moves it to the image's right and positive elevation up; ``e = ±90``
+in the face's axes: x to the subject's right (the image's left), y up, z from the face towards the camera.
+``(0, 0)`` is a light at the camera, positive azimuth moves it to the subject's right (Yale B's positive
+azimuths light the left half of the image) and positive elevation up; ``e = ±90``
 points straight up or down, where the azimuth is undefined. These are the axes of
 :func:`pyro_partial.data.yaleb.light_directions` and :func:`pyro_partial.metrics.direction_from_angles`
 (the latter is re-exported here as the forward map).

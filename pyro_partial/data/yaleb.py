@@ -63,7 +63,8 @@ def read_archive(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def light_directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
-    """Unit light vectors ``(..., 3)`` for angles in degrees (x right, y up, z towards the face)."""
+    """Unit light vectors ``(..., 3)`` for angles in degrees (x to the subject's right, which is the image's
+    left; y up; z towards the camera)."""
     az, el = np.deg2rad(azimuth), np.deg2rad(elevation)
     return np.stack([np.cos(el) * np.sin(az), np.sin(el), np.cos(el) * np.cos(az)], axis=-1)
 

@@ -43,6 +43,21 @@ def test_one_training_step_with_mixed_labels(single_thread, relax):
     assert all(changed), "every parameter (encoder heads and decoder) gets a gradient on a mixed batch"
 
 
+def test_capped_identity_logits_keep_the_relaxed_loss_finite(single_thread):
+    vae = FacesVAE(**TINY)
+    readout = [m for m in vae.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():  # a q(y|x) far more confident than float32's Gumbel-softmax can sample
+        readout.bias[:38] = torch.linspace(-500.0, 500.0, 38)
+    x = batch()[0]
+    logits = vae.encode(x).identity_logits
+    assert logits.abs().max() <= 12.0 and (logits[:, -1] > logits[:, 0] + 23.0).all()
+    elbo = SemiSupervisedELBO(alpha=1.0, relax={"identity": 0.5}, max_plate_nesting=1, split_on="mask")
+    losses = torch.tensor([elbo.loss(vae.model, vae.guide, x) for _ in range(20)])
+    assert torch.isfinite(losses).all()
+    uncapped = dist.RelaxedOneHotCategorical(torch.tensor(0.5), logits=torch.linspace(-500.0, 500.0, 38))
+    assert not torch.isfinite(uncapped.log_prob(uncapped.rsample((20,)))).all(), "the guard is needed"
+
+
 def test_unlabelled_rows_ignore_their_label_values(single_thread):
     vae = FacesVAE(**TINY)
     elbo = SemiSupervisedELBO(alpha=1.0, relax={"identity": 0.5}, max_plate_nesting=1, split_on="mask")
