@@ -4,6 +4,11 @@
 ``{name}_unobserved`` (a latent masked by ``~m``) and a deterministic ``{name}`` merging the two. The
 messengers here act on those auxiliary sites so that :class:`~pyro_partial.infer.SemiSupervisedELBO`
 can treat labelled and unlabelled rows separately without any change to the user's model and guide.
+
+A partially observed site may sit inside an enclosing ``poutine.mask`` that removes it from some rows,
+e.g. the steps beyond a random length (:func:`pyro_partial.random_length.random_steps`). Its labels are
+then used where it is present; a row is labelled when any partially observed site is observed on it, and
+every site present on a labelled row must be observed there.
 """
 
 from __future__ import annotations
@@ -26,11 +31,14 @@ class PartialSite:
 
     :ivar name: the site name given to ``pyro.sample`` (without suffix).
     :ivar obs: the observed values, shape ``batch_shape + event_shape`` of the site.
-    :ivar mask: bool tensor, broadcastable to the site's batch shape, true on labelled rows
-        (``obs_mask`` combined with any enclosing ``poutine.mask``).
+    :ivar mask: bool tensor, broadcastable to the site's batch shape, true on labelled rows where the
+        site is present (``obs_mask`` combined with any enclosing ``poutine.mask``); it may carry
+        enumeration dimensions on the left when an enclosing mask depends on an enumerated variable.
     :ivar row_frames: ``(plate name, dim)`` pairs of the plates the mask varies over: the rows.
     :ivar scale: the site's scale (subsampling or ``poutine.scale``), applied to each row's
         supervised term as a whole.
+    :ivar present: bool tensor, true where the site is present at all (its enclosing masks), labelled
+        or not.
     """
 
     name: str
@@ -38,6 +46,7 @@ class PartialSite:
     mask: torch.Tensor
     row_frames: frozenset
     scale: float | torch.Tensor
+    present: torch.Tensor
 
 
 def is_deterministic(site: dict) -> bool:
@@ -53,7 +62,7 @@ def find_partial_sites(model_trace: Trace) -> dict[str, PartialSite]:
     """Return the partially observed sites of a model trace, keyed by name.
 
     Raises :class:`ValueError` when two partially observed sites label different rows: a row is
-    either labelled for every partially observed site or for none.
+    either labelled for every partially observed site present on it or for none.
     """
     found: dict[str, PartialSite] = {}
     for name, site in model_trace.nodes.items():
@@ -62,41 +71,80 @@ def find_partial_sites(model_trace: Trace) -> dict[str, PartialSite]:
         base = name[: -len(OBSERVED)]
         if base + UNOBSERVED not in model_trace.nodes:
             continue
-        mask = site["mask"]
-        if mask is None or mask is True:
-            mask = torch.ones((), dtype=torch.bool, device=site["value"].device)
-        elif mask is False:
-            mask = torch.zeros((), dtype=torch.bool, device=site["value"].device)
+        device = site["value"].device
+        mask = _as_mask(site["mask"], device)
+        present = mask | _as_mask(model_trace.nodes[base + UNOBSERVED]["mask"], device)
         rows = frozenset(
             (f.name, f.dim)
             for f in site["cond_indep_stack"]
             if f.vectorized and -f.dim <= mask.dim() and mask.shape[f.dim] > 1
         )
-        found[base] = PartialSite(base, site["value"], mask, rows, site["scale"])
+        found[base] = PartialSite(base, site["value"], mask, rows, site["scale"], present)
     _check_same_rows(found)
     return found
 
 
+def _as_mask(mask, device: torch.device) -> torch.Tensor:
+    if mask is None or mask is True:
+        return torch.ones((), dtype=torch.bool, device=device)
+    if mask is False:
+        return torch.zeros((), dtype=torch.bool, device=device)
+    return mask
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """The labelled rows of a trace, common to all its partially observed sites.
+
+    :ivar mask: bool tensor over the row dimensions, true where any partially observed site is observed
+        (the sites' masks reduced over their other dimensions: enumeration, importance samples).
+    :ivar row_frames: ``(plate name, dim)`` pairs of the plates every site's mask varies over: the rows.
+    :ivar scale: the sites' scale, applied to each row's supervised term as a whole.
+    """
+
+    mask: torch.Tensor
+    row_frames: frozenset
+    scale: float | torch.Tensor
+
+
+def labelled_rows(partials: dict[str, PartialSite]) -> LabelledRows | None:
+    """The labelled rows of the partially observed sites ``partials``; ``None`` when there are none."""
+    if not partials:
+        return None
+    sites = list(partials.values())
+    frames = frozenset.intersection(*(site.row_frames for site in sites))
+    mask = sites[0].mask
+    for site in sites[1:]:
+        mask = mask | site.mask
+    row_dims = {dim for _, dim in frames}
+    for dim in range(-mask.dim(), 0):
+        if dim not in row_dims and mask.shape[dim] > 1:
+            mask = mask.any(dim, keepdim=True)
+    leading = mask.dim() - max((-dim for dim in row_dims), default=0)
+    return LabelledRows(mask.reshape(mask.shape[leading:]) if leading > 0 else mask, frames, sites[0].scale)
+
+
 def _check_same_rows(found: dict[str, PartialSite]) -> None:
-    sites = list(found.values())
-    for other in sites[1:]:
-        first = sites[0]
-        same_shape = True
+    rows = labelled_rows(found)
+    for site in found.values():
         try:
-            a, b = torch.broadcast_tensors(first.mask, other.mask)
+            observed, expected = torch.broadcast_tensors(site.mask, rows.mask & site.present)
+            same = torch.equal(observed, expected)
         except RuntimeError:
-            same_shape = False
-        if not same_shape or not torch.equal(a, b):
+            same = False
+        if not same:
+            other = next((s.name for s in found.values() if s is not site), site.name)
             raise ValueError(
-                f"partially observed sites {first.name!r} and {other.name!r} label different rows "
-                f"(obs_mask shapes {tuple(first.mask.shape)} and {tuple(other.mask.shape)}): "
-                "SemiSupervisedELBO needs every row to be labelled for all partially observed sites or none"
+                f"partially observed sites {site.name!r} and {other!r} label different rows "
+                f"(obs_mask shapes {tuple(site.mask.shape)} and {tuple(found[other].mask.shape)}): "
+                "SemiSupervisedELBO needs every row to be labelled for all partially observed sites "
+                "present on it or for none"
             )
 
 
-def is_row_site(site: dict, partial: PartialSite) -> bool:
+def is_row_site(site: dict, rows: LabelledRows) -> bool:
     """Whether a site lies inside every plate that the labelled/unlabelled mask varies over."""
-    return partial.row_frames <= frame_keys(site)
+    return rows.row_frames <= frame_keys(site)
 
 
 def restrict_to_rows(site: dict, rows: torch.Tensor) -> None:
@@ -158,7 +206,8 @@ class ValidatePartialSites(Messenger):
             broadcast = torch.broadcast_shapes(mask.shape, batch_shape)
         except RuntimeError:
             broadcast = None
-        if broadcast != torch.Size(batch_shape):
+        # an enclosing mask over an enumerated variable adds dimensions left of the batch shape
+        if broadcast is None or broadcast[len(broadcast) - len(batch_shape) :] != torch.Size(batch_shape):
             raise ValueError(
                 f"site {base!r}: obs_mask has shape {tuple(mask.shape)}, expected a bool tensor "
                 f"broadcastable to the site's batch shape {batch_shape}"
@@ -237,7 +286,7 @@ class ConfigureUnlabelledSites(Messenger):
             )
 
 
-def _relaxed(base: str, fn, infer: dict, temperature: float) -> dist.RelaxedOneHotCategorical:
+def _relaxed(base: str, fn, infer: dict, temperature: float) -> PositiveRelaxedOneHotCategorical:
     if infer.get("enumerate"):
         raise ValueError(f"site {base!r} is both configured for enumeration and named in relax=; choose one")
     if not isinstance(fn, torch.distributions.OneHotCategorical):
@@ -246,7 +295,22 @@ def _relaxed(base: str, fn, infer: dict, temperature: float) -> dist.RelaxedOneH
             f"got {type(fn).__name__}; use enumeration for Categorical sites"
         )
     temperature = torch.as_tensor(temperature, dtype=fn.logits.dtype, device=fn.logits.device)
-    return dist.RelaxedOneHotCategorical(temperature, logits=fn.logits)
+    return PositiveRelaxedOneHotCategorical(temperature, logits=fn.logits)
+
+
+class PositiveRelaxedOneHotCategorical(dist.RelaxedOneHotCategorical):
+    """A Gumbel-softmax whose draws stay positive. A draw is ``exp`` of log-scores, which underflows to 0
+    for a confident distribution (a score gap of about 100 in float32, e.g. logits 50 apart at
+    temperature 0.5); the log-density of such a draw is infinite and its gradient NaN. Those coordinates
+    (exactly zero) are raised to the smallest positive float; no other value changes."""
+
+    def expand(self, batch_shape, _instance=None):
+        new = self._get_checked_instance(PositiveRelaxedOneHotCategorical, _instance)
+        return super().expand(batch_shape, _instance=new)
+
+    def rsample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
+        value = super().rsample(sample_shape)
+        return value.clamp(min=torch.finfo(value.dtype).tiny)
 
 
 class ClampUnlabelledSites(Messenger):

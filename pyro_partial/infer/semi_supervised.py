@@ -39,6 +39,8 @@ from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import prune_subsample_sites
 from pyro.util import check_model_guide_match, check_site_shape, check_traceenum_requirements, warn_if_nan
 
+from pyro_partial.infer.decomposition import PARTICLE_PLATES
+from pyro_partial.infer.decomposition_terms import Decomposition, DecompositionPart
 from pyro_partial.infer.partial_sites import (
     UNOBSERVED,
     ClampUnlabelledSites,
@@ -51,11 +53,14 @@ from pyro_partial.infer.partial_sites import (
     is_clamped,
     is_deterministic,
     is_row_site,
+    labelled_rows,
     restrict_to_rows,
     split_rows,
 )
 
 ESTIMATORS = ("weighted", "importance_weighted")
+PARTICLE_PLATE, IMPORTANCE_PLATE = "_pyro_partial_particles", "_pyro_partial_importance"
+"""The supervised pass's plates of particles and of importance samples."""
 
 
 class SemiSupervisedELBO(TraceEnum_ELBO):
@@ -67,6 +72,11 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     (recommended: enumeration is then configured automatically), or directly as
     ``pyro.sample(name + "_unobserved", q)``. Any guide dependency structure works: q(y|x) q(z|x, y)
     (Kingma et al.'s M2) or q(z|x) q(y|x, z) (Siddharth et al.).
+
+    Control flow may depend on the data: a partially observed site inside a ``poutine.mask`` that removes
+    it from some rows (the steps of a loop of random length, :func:`pyro_partial.random_length.random_steps`,
+    whose count is itself partially observed and enumerated on unlabelled rows) uses its labels on the rows
+    where it is present; a row is labelled for all the partially observed sites present on it or for none.
 
     Use it wherever Pyro takes an ELBO: ``SVI(model, guide, optim, loss=SemiSupervisedELBO(...))`` or
     ``SemiSupervisedELBO(...)(model, guide)`` as a ``torch.nn.Module`` for plain PyTorch loops.
@@ -91,6 +101,14 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         out (or pass ``None``) are computed by masking. Requires batch-first
         per-row arguments and a guide that writes ``obs=..., obs_mask=...``. Without it, model and guide
         see the whole batch in both passes, and masking does the split (any argument layout works).
+    :param decomposition: a :class:`~pyro_partial.infer.Decomposition` that gives latent sites (e.g. the
+        style z) Mathieu et al.'s β on their KL and α·D(q(z), p(z)), q(z) the aggregate posterior of the
+        whole mini-batch, labelled and unlabelled rows together. On unlabelled rows, with y enumerated, the
+        draws of z under each value of y count with weight q(y|x) (so q(z|x) = Σ_y q(y|x) q(z|x, y)
+        exactly, differentiable in the classifier); on labelled rows the S importance draws count with
+        the normalised weights w_s (1/S each for a guide q(y|x) q(z|x, y)). A labelled row's β term is
+        weighted by γ like the rest of its ELBO; D counts every row once. With ``gamma=0`` the labelled
+        rows are not traced and D uses the unlabelled rows only. β = 1, α = 0 is the plain objective.
     """
 
     def __init__(
@@ -106,6 +124,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         vectorize_particles: bool = False,
         strict_enumeration_warning: bool = False,
         split_on: str | None = None,
+        decomposition: Decomposition | None = None,
     ):
         if estimator not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
@@ -131,6 +150,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         self.estimator = estimator
         self.relax = relax
         self.split_on = split_on
+        self.decomposition = decomposition
 
     # ---------------------------------------------------------------- public API
 
@@ -145,11 +165,14 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
             objective = torch.zeros(())
             for model_trace, guide_trace, partials in self._unlabelled_traces(model, guide, args, kwargs):
                 objective = objective + _compute_dice_elbo(model_trace, guide_trace)
-                rows = _labelled_rows(partials)
-                if rows is not None and self.gamma != 0 and bool(rows.any()):
+                parts: list[DecompositionPart] = []
+                self._collect(parts, model_trace, guide_trace)
+                rows = labelled_rows(partials)
+                if rows is not None and self.gamma != 0 and bool(rows.mask.any()):
                     objective = objective + self.gamma * self._supervised_objective(
-                        model, guide, args, kwargs, partials
+                        model, guide, args, kwargs, partials, parts
                     )
+                objective = objective + self._penalty(parts)
         loss = -objective / self.num_particles
         warn_if_nan(loss, "loss")
         return loss
@@ -169,15 +192,49 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     ) -> torch.Tensor:
         """Both passes, each on its own rows (``split_on``; ``(args, kwargs)`` or ``None`` per half)."""
         objective = torch.zeros(())
+        parts: list[list[DecompositionPart]] = [
+            [] for _ in range(1 if self.vectorize_particles else self.num_particles)
+        ]
         if unlabelled is not None:
-            for model_trace, guide_trace, _ in self._unlabelled_traces(model, guide, *unlabelled):
+            traces = self._unlabelled_traces(model, guide, *unlabelled)
+            for particle_parts, (model_trace, guide_trace, _) in zip(parts, traces, strict=True):
                 objective = objective + _compute_dice_elbo(model_trace, guide_trace)
+                self._collect(particle_parts, model_trace, guide_trace)
         if labelled is not None and self.gamma != 0:
             if self.max_plate_nesting == float("inf"):
                 self._guess_max_plate_nesting(model, guide, *labelled)
-            for _ in range(1 if self.vectorize_particles else self.num_particles):
-                objective = objective + self.gamma * self._supervised_objective(model, guide, *labelled)
+            for particle_parts in parts:
+                objective = objective + self.gamma * self._supervised_objective(
+                    model, guide, *labelled, parts=particle_parts
+                )
+        for particle_parts in parts:
+            objective = objective + self._penalty(particle_parts)
         return objective
+
+    def _collect(
+        self,
+        parts: list[DecompositionPart],
+        model_trace: Trace,
+        guide_trace: Trace,
+        weights: torch.Tensor | None = None,
+        kl_factor: float = 1.0,
+    ) -> None:
+        """Append one pass's decomposition terms to ``parts`` (nothing without ``decomposition``)."""
+        if self.decomposition is not None:
+            parts.append(
+                self.decomposition.collect(
+                    model_trace,
+                    guide_trace,
+                    weights,
+                    kl_factor,
+                    replicate_plates=(*PARTICLE_PLATES, PARTICLE_PLATE),
+                    sample_plates=(IMPORTANCE_PLATE,),
+                )
+            )
+
+    def _penalty(self, parts: list[DecompositionPart]) -> torch.Tensor:
+        """The decomposition terms of one particle's passes (zero without ``decomposition``)."""
+        return torch.zeros(()) if self.decomposition is None else self.decomposition.penalty(parts)
 
     # ---------------------------------------------------------------- unsupervised pass
 
@@ -212,13 +269,12 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
             check_model_guide_match(model_trace, guide_trace, self.max_plate_nesting)
         guide_trace = prune_subsample_sites(guide_trace)
         model_trace = prune_subsample_sites(model_trace)
-        rows = _labelled_rows(partials)
+        rows = labelled_rows(partials)
         if rows is not None:
-            partial = next(iter(partials.values()))
             for trace in (model_trace, guide_trace):
                 for site in trace.nodes.values():
-                    if site["type"] == "sample" and is_row_site(site, partial):
-                        restrict_to_rows(site, ~rows)
+                    if site["type"] == "sample" and is_row_site(site, rows):
+                        restrict_to_rows(site, ~rows.mask)
         model_trace.compute_log_prob()
         guide_trace.compute_score_parts()
         if is_validation_enabled():
@@ -241,11 +297,13 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         args: tuple,
         kwargs: dict,
         partials: dict[str, PartialSite] | None = None,
+        parts: list[DecompositionPart] | None = None,
     ) -> torch.Tensor:
         """γ-free Σ_m L̂_sup(x^m, y^m) (a surrogate with the right value and gradient) for one particle set.
 
         ``partials`` (from the unsupervised pass) supply the labels to a guide that samples
         ``{name}_unobserved`` directly; a guide writing ``obs=..., obs_mask=...`` supplies its own.
+        The pass's decomposition terms are appended to ``parts``.
         """
         particle_plate = self.vectorize_particles and self.num_particles > 1
         user_nesting = int(self.max_plate_nesting) - (1 if particle_plate else 0)
@@ -255,8 +313,8 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         def vectorized(fn):
             def wrapped(*a, **k):
                 num_particles = self.num_particles if particle_plate else 1
-                with pyro.plate("_pyro_partial_particles", num_particles, dim=particle_dim):
-                    with pyro.plate("_pyro_partial_importance", self.num_importance_samples, dim=sample_dim):
+                with pyro.plate(PARTICLE_PLATE, num_particles, dim=particle_dim):
+                    with pyro.plate(IMPORTANCE_PLATE, self.num_importance_samples, dim=sample_dim):
                         return fn(*a, **k)
 
             return wrapped
@@ -276,7 +334,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
                     f"obs=/obs_mask= for the site; write pyro.sample({base!r}, q, obs=..., obs_mask=...) "
                     "in the guide (needed with split_on)"
                 )
-        partial = next(iter(partials.values()))
+        partial = labelled_rows(partials)  # the labelled rows: mask, plates and scale
         rows = partial.mask
         keep = {sample_dim, particle_dim} | {dim for _, dim in partial.row_frames}
 
@@ -300,8 +358,8 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         for site in guide_trace.nodes.values():
             if site["type"] != "sample" or site["is_observed"] or is_deterministic(site):
                 continue
-            if is_clamped(site):
-                log_w = log_w + row_log_prob(site, rows)
+            if is_clamped(site):  # the label's guide density, on the rows where the site is present
+                log_w = log_w + row_log_prob(site, partials[site["name"][: -len(UNOBSERVED)]].mask)
                 continue
             in_rows = is_row_site(site, partial)
             log_prob = row_log_prob(site, _and(site["mask"], rows) if in_rows else site["mask"])
@@ -315,6 +373,12 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         surrogate = term.sum()
         for score in score_sites:  # REINFORCE for non-reparameterised draws: E[f ∇ Σ_s log q(z_s)]
             surrogate = surrogate + (term.detach() * (score - score.detach())).sum()
+        if parts is not None and self.decomposition is not None:
+            # the S draws of a labelled row represent the guide's q(z | x, y) with weights w_s / Σ_s' w_s'
+            shape = list(log_w.shape)
+            shape[sample_dim] = self.num_importance_samples
+            weights = torch.softmax(log_w.expand(shape), sample_dim) * rows
+            self._collect(parts, model_trace, guide_trace, weights, kl_factor=self.gamma)
         return surrogate
 
     def _row_estimate(
@@ -330,10 +394,6 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
             return elbo + (1.0 + self.alpha) * log_mean_w
         log_mean_ratio = torch.logsumexp(log_p - log_r, sample_dim, keepdim=True) - math.log(num_samples)
         return log_mean_ratio + self.alpha * log_mean_w
-
-
-def _labelled_rows(partials: dict[str, PartialSite]) -> torch.Tensor | None:
-    return next(iter(partials.values())).mask if partials else None
 
 
 def _drop_observations(guide_trace: Trace) -> None:

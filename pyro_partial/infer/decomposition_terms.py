@@ -1,0 +1,274 @@
+"""Mathieu et al.'s β and α·D(q(z), p(z)) for objectives that trace one mini-batch in several passes.
+
+:func:`~pyro_partial.infer.decomposition_penalty` works on one (model, guide) trace pair holding one
+unweighted draw of z per data row. An objective such as :class:`~pyro_partial.infer.SemiSupervisedELBO`
+traces a mini-batch in several passes, and represents a row by several weighted draws of z: on unlabelled
+rows the partially observed discrete site y is enumerated, so z has one draw per value of y; on labelled
+rows z has S importance samples. :class:`Decomposition` collects every pass
+(:meth:`Decomposition.collect`) and adds, per particle (:meth:`Decomposition.penalty`),
+
+    − (β − 1) Σ_n Σ_i w_ni KL(q_ni ‖ p_ni) − α · N · MMD²(q(z), p(z)),
+
+where i runs over the draws z_ni of row n with weights w_ni (Σ_i w_ni = 1), q_ni and p_ni are the guide's
+and the model's distributions of the site at that draw, and q(z) = (1/N) Σ_n Σ_i w_ni q_ni(z) is the
+aggregate posterior of the whole mini-batch, every pass together. N counts the rows (with their subsampling
+scale), as in :func:`~pyro_partial.infer.decomposition_penalty`.
+
+The weights of a row's draws:
+
+- over the values of the guide's parallel-enumerated sites, their probabilities under the guide,
+  e.g. q(y | x) for the M2 guide q(y | x) q(z | x, y): q(z | x) = Σ_y q(y | x) q(z | x, y) is then used
+  exactly, the KL is its enumerated expectation Σ_y q(y | x) KL(q(z | x, y) ‖ p(z | y)) (as in the ELBO),
+  and both terms are differentiable in the classifier q(y | x);
+- times the ``weights`` given to :meth:`Decomposition.collect` (e.g. the self-normalised importance
+  weights of labelled rows, under which S draws of q(z | x) represent q(z | x, y)).
+
+Adding −(β − 1) KL leaves the pass's own estimate of −KL in place, so β = 1 and α = 0 change nothing;
+the added KL is analytic when :func:`torch.distributions.kl_divergence` knows the pair, else the
+one-sample log q(z) − log p(z). D is the MMD of :func:`~pyro_partial.infer.divergences.mmd_imq`
+(weighted by w_ni, and over prior draws weighted alike); the inclusive KL is not available here, since it
+would need every pass's encoders as one mixture.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from pyro.distributions.util import scale_and_mask
+from pyro.poutine.trace_struct import Trace
+from torch.distributions import Distribution
+
+from pyro_partial.infer.decomposition import PARTICLE_PLATES, _check_options, _data_dim, _kl, _latent_sites
+from pyro_partial.infer.divergences import MMD_SCALES, mmd_imq
+
+
+@dataclass
+class SiteDraws:
+    """One pass's draws of a latent site, flattened to ``(R, M)`` (R replicates of the batch, M draws).
+
+    :ivar z: the guide's draws, ``(R, M, E)`` (E = the event size).
+    :ivar weights: their weights in q(z), ``(R, M)``: zero on masked rows, summing to one per row.
+    :ivar counts: the number of data points the pass stands for, ``(R,)``.
+    :ivar prior: the model's distribution of the site, expanded to the batch shape the prior draws take.
+    :ivar prior_weights: the weights of those draws, of the prior's batch shape.
+    :ivar replicate_dim: the (negative) batch dim of the replicates, or ``None`` when R = 1.
+    """
+
+    z: torch.Tensor
+    weights: torch.Tensor
+    counts: torch.Tensor
+    prior: Distribution
+    prior_weights: torch.Tensor
+    replicate_dim: int | None
+
+    def prior_draws(self, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``num_samples`` draws of the prior per batch element, ``(R, num_samples · M', E)``, and their
+        weights ``(R, num_samples · M')`` (reparameterised when the prior allows)."""
+        prior = self.prior
+        zeta = prior.rsample((num_samples,)) if prior.has_rsample else prior.sample((num_samples,))
+        zeta = zeta.reshape(num_samples, *prior.batch_shape, -1)
+        weights = self.prior_weights.expand(num_samples, *prior.batch_shape)
+        return _flatten(zeta, self.replicate_dim, 1), _flatten(weights, self.replicate_dim, 0)
+
+
+@dataclass
+class DecompositionPart:
+    """What :meth:`Decomposition.collect` keeps of one pass: the β term (a scalar tensor) and, when
+    α ≠ 0, the draws of each latent site."""
+
+    kl: torch.Tensor
+    draws: dict[str, SiteDraws] = field(default_factory=dict)
+
+
+class Decomposition:
+    """β and α·D(q(z), p(z)) on latent sites of a multi-pass objective (see the module docstring).
+
+    Pass it to an objective that supports it, e.g.
+    ``SemiSupervisedELBO(alpha=50.0, decomposition=Decomposition(beta=4.0, alpha=100.0))``, where its
+    ``alpha`` is Mathieu et al.'s weight of D (the objective's own ``alpha`` is Siddharth et al.'s
+    classifier weight).
+
+    Requirements as for :func:`~pyro_partial.infer.decomposition_penalty`: each site is latent in the
+    model, reparameterised in the guide and (for α ≠ 0) inside one data plate besides the replicate and
+    sample plates; its model distribution may vary along the guide's enumeration dims (a conditional prior
+    p(z | y)) but not along dims the guide lacks (model-side enumeration). The gradient is exact for guides
+    whose sites upstream of the named sites are reparameterised, enumerated or fixed to labels.
+
+    :param beta: β ≥ 0, the weight of the sites' KL(q ‖ p).
+    :param alpha: α ≥ 0, the weight of D(q(z), p(z)) per data point.
+    :param latent_sites: the sites z that carry β and α.
+    :param num_prior_samples: prior draws per batch element for D.
+    :param mmd_scales: kernel bandwidths of the MMD.
+    :param per_dim: per-dimension MMD kernel (paper) or one kernel on whole vectors.
+    """
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        alpha: float = 0.0,
+        latent_sites: Sequence[str] = ("z",),
+        *,
+        num_prior_samples: int = 1,
+        mmd_scales: Sequence[float] = MMD_SCALES,
+        per_dim: bool = True,
+    ):
+        _check_options(beta, alpha, "mmd", num_prior_samples)
+        if isinstance(latent_sites, str) or not latent_sites:
+            raise ValueError(f"latent_sites must be a non-empty sequence of site names, got {latent_sites!r}")
+        self.beta = float(beta)
+        self.alpha = float(alpha)
+        self.latent_sites = tuple(latent_sites)
+        self.num_prior_samples = num_prior_samples
+        self.mmd_scales = tuple(mmd_scales)
+        self.per_dim = per_dim
+
+    def __repr__(self) -> str:
+        return f"Decomposition(beta={self.beta:g}, alpha={self.alpha:g}, latent_sites={self.latent_sites})"
+
+    def collect(
+        self,
+        model_trace: Trace,
+        guide_trace: Trace,
+        weights: torch.Tensor | None = None,
+        kl_factor: float = 1.0,
+        *,
+        replicate_plates: Sequence[str] = PARTICLE_PLATES,
+        sample_plates: Sequence[str] = (),
+    ) -> DecompositionPart:
+        """The terms of one pass, from its model trace (replayed against the guide's) and guide trace.
+
+        :param weights: extra weights of the draws, broadcastable to the sites' batch shapes; they must
+            sum to one over the draws of each row (``sample_plates`` and enumeration dims) and may be zero
+            on rows the pass leaves out.
+        :param kl_factor: a factor of the β term (e.g. γ, the weight of a labelled row's ELBO).
+        :param replicate_plates: plates whose draws are independent replicates of the batch (particles):
+            D is estimated per replicate.
+        :param sample_plates: plates of several draws per row (importance samples).
+        """
+        branch = _enumerated_probs(guide_trace)
+        kl = torch.zeros(())
+        draws = {}
+        for name in self.latent_sites:
+            model_site, guide_site = _latent_sites(model_trace, guide_trace, name)
+            p, q, z = model_site["fn"], guide_site["fn"], guide_site["value"]
+            batch_shape = z.shape[: z.dim() - len(q.event_shape)]
+            _check_prior_shape(name, p, batch_shape)
+            w = torch.ones(batch_shape, dtype=z.dtype, device=z.device)
+            for factor in (branch, weights):
+                if factor is not None:
+                    w = _sum_to(w * factor, batch_shape)
+            if self.beta != 1:
+                terms = scale_and_mask(w * _kl(q, p, z), model_site["scale"], model_site["mask"])
+                kl = kl - kl_factor * (self.beta - 1.0) * terms.sum()
+            if self.alpha != 0:
+                draws[name] = _site_draws(model_site, z, w, replicate_plates, sample_plates)
+        return DecompositionPart(kl, draws)
+
+    def penalty(self, parts: Sequence[DecompositionPart]) -> torch.Tensor:
+        """The terms of one particle's passes: their β terms and −α Σ_r N_r MMD²_r, the MMD of each
+        replicate r of the batch pooling the draws of every pass (a scalar to add to the objective)."""
+        total = torch.zeros(())
+        for part in parts:
+            total = total + part.kl
+        if self.alpha == 0 or not parts:
+            return total
+        for name in self.latent_sites:
+            draws = [part.draws[name] for part in parts]
+            replicates = {d.z.shape[0] for d in draws}
+            if len(replicates) > 1:
+                raise ValueError(
+                    f"site {name!r}: the passes hold different numbers of replicates {replicates}"
+                )
+            z = torch.cat([d.z for d in draws], -2)
+            weights = torch.cat([d.weights for d in draws], -1)
+            if not bool(((weights > 0).sum(-1) >= 2).all()):
+                raise ValueError(
+                    f"site {name!r}: D(q(z), p(z)) needs at least two draws with positive weight in every "
+                    "replicate of the batch"
+                )
+            zeta, prior_weights = zip(*(d.prior_draws(self.num_prior_samples) for d in draws), strict=True)
+            mmd = mmd_imq(
+                z, torch.cat(zeta, -2), self.mmd_scales, self.per_dim, weights, torch.cat(prior_weights, -1)
+            )
+            counts = sum(d.counts for d in draws)
+            total = total - self.alpha * (counts * mmd).sum()
+        return total
+
+
+def _enumerated_probs(guide_trace: Trace) -> torch.Tensor | None:
+    """The guide's probability of each combination of its parallel-enumerated values (their product)."""
+    log_q = None
+    for site in guide_trace.nodes.values():
+        if site["type"] == "sample" and not site["is_observed"] and "_enumerate_dim" in site["infer"]:
+            log_prob = site["fn"].log_prob(site["value"])
+            log_q = log_prob if log_q is None else log_q + log_prob
+    return None if log_q is None else log_q.exp()
+
+
+def _sum_to(weights: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Broadcast to ``shape``, summing out (marginalising) the dims that ``shape`` lacks or has as 1."""
+    return weights.expand(torch.broadcast_shapes(weights.shape, shape)).sum_to_size(shape)
+
+
+def _check_prior_shape(name: str, prior: Distribution, batch_shape: torch.Size) -> None:
+    try:
+        fits = torch.broadcast_shapes(prior.batch_shape, batch_shape) == batch_shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise NotImplementedError(
+            f"site {name!r}: the model's distribution has batch shape {tuple(prior.batch_shape)}, which "
+            f"does not broadcast to the guide's {tuple(batch_shape)} (a model-side enumerated site?); the "
+            "decomposition terms need every batch dim of the prior in the guide"
+        )
+
+
+def _plate_dim(site: dict, plates: Sequence[str]) -> int | None:
+    dims = [f.dim for f in site["cond_indep_stack"] if f.vectorized and f.name in plates]
+    if len(dims) > 1:
+        raise NotImplementedError(f"site {site['name']!r} lies in several replicate plates of {plates}")
+    return dims[0] if dims else None
+
+
+def _flatten(tensor: torch.Tensor, replicate_dim: int | None, event_dims: int) -> torch.Tensor:
+    """``(*batch, *event)`` to ``(R, M, *event)``: the replicate dim first, every other batch dim in M."""
+    tensor = tensor.unsqueeze(0) if replicate_dim is None else tensor.movedim(replicate_dim - event_dims, 0)
+    return tensor.reshape(tensor.shape[0], -1, *tensor.shape[tensor.dim() - event_dims :])
+
+
+def _site_draws(
+    model_site: dict,
+    z: torch.Tensor,
+    weights: torch.Tensor,
+    replicate_plates: Sequence[str],
+    sample_plates: Sequence[str],
+) -> SiteDraws:
+    batch_shape = weights.shape
+    mask = model_site["mask"]
+    if isinstance(mask, torch.Tensor):
+        weights = weights * mask.expand(batch_shape)
+    elif mask is False:
+        weights = torch.zeros_like(weights)
+    data_dim = _data_dim(model_site, batch_shape, (*replicate_plates, *sample_plates))
+    replicate_dim = _plate_dim(model_site, replicate_plates)
+    # prior draws per row and replicate, and along the other dims (enumerated values, importance samples)
+    # only where the prior's batch shape has them; each weighs as much as the draws of z it stands for
+    rows = [
+        size if dim in (data_dim, replicate_dim) else 1
+        for dim, size in zip(range(-len(batch_shape), 0), batch_shape, strict=True)
+    ]
+    prior_shape = torch.broadcast_shapes(model_site["fn"].batch_shape, torch.Size(rows))
+    counts = _flatten((weights * model_site["scale"]).expand(batch_shape), replicate_dim, 0).sum(-1)
+    return SiteDraws(
+        z=_flatten(z.reshape(*batch_shape, -1), replicate_dim, 1),
+        weights=_flatten(weights, replicate_dim, 0),
+        counts=counts,
+        prior=model_site["fn"].expand(prior_shape),
+        prior_weights=_sum_to(weights, prior_shape),
+        replicate_dim=replicate_dim,
+    )
+
+
+__all__ = ["Decomposition", "DecompositionPart", "SiteDraws"]
