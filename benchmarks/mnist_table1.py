@@ -1,0 +1,296 @@
+"""Siddharth et al.'s Table 1 (MNIST classification error against the number of labels) and their
+supervision-rate experiment, as grids of ``python -m models.mnist`` runs and their summaries.
+
+    python benchmarks/mnist_table1.py table --seeds 0 1 2 --epochs 5 --rho 0.05 --jobs 2
+    python benchmarks/mnist_table1.py rho --labels 100 600 --rhos natural 0.01 0.02 0.05 0.1 0.2 --epochs 3
+    python benchmarks/mnist_table1.py baseline --seeds 0 1 2
+
+Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``results.json`` exists are not
+repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
+(``--summary-only``). ``table`` prints mean ± std of the test error per label count beside the published
+numbers and writes ``table1.md``; ``rho`` draws the error against ρ (``supervision_rate.png``) and
+writes ``supervision_rate.md``. Both report the final test error and the test error at the epoch of
+lowest validation error (model selection on the 10,000 validation images, as Pyro's SS-VAE example
+does). ``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10, softplus) on the
+labelled images alone (cross-entropy, Adam 1e-3, batches of 100, 60 passes over the labels, the same
+class-balanced labelled subset and the same model selection): what the labels give without the
+unlabelled images. With ``--epochs E`` the ``rho`` grid reads the first E epochs of any longer run with
+the same labels, ρ and seed from the ``table`` grid (per-epoch errors are in each run's ``metrics.csv``).
+Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import torch
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from models.ss_vae import SSVAE  # noqa: E402
+from pyro_partial.data.mnist import load_mnist  # noqa: E402
+from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
+
+# classification error (%) reported for 100, 600, 1000, 3000 labels (docs: ../shared/notes/papers.md)
+PUBLISHED = {
+    "Siddharth et al. 2017": {100: 9.71, 600: 3.84, 1000: 2.88, 3000: 1.57},
+    "Kingma et al. 2014, M2": {100: 11.97, 600: 4.94, 1000: 3.60, 3000: 3.92},
+    "Pyro SS-VAE tutorial": {100: 6.81, 600: 5.63, 1000: 5.13, 3000: 4.18},
+}
+UNCONFIRMED = {
+    ("Siddharth et al. 2017", 600),
+    ("Siddharth et al. 2017", 1000),
+    ("Siddharth et al. 2017", 3000),
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    labels: int
+    rho: str  # "natural" or a number as text
+    seed: int
+    epochs: int
+
+    def directory(self, runs: Path, grid: str) -> Path:
+        return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}"
+
+    def arguments(self, out: Path, data: Path | None) -> list[str]:
+        args = ["--labels", str(self.labels), "--epochs", str(self.epochs), "--seed", str(self.seed)]
+        args += [] if self.rho == "natural" else ["--rho", self.rho]
+        args += ["--out", str(out), "--no-progress"]
+        return args + ([] if data is None else ["--data", str(data)])
+
+
+def run(job: Run, out: Path, data: Path | None) -> None:
+    """Train one configuration unless its results exist; resume an interrupted run."""
+    if (out / "results.json").is_file():
+        return
+    resume = ["--resume"] if (out / "checkpoint.pt").is_file() else []
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    command = [sys.executable, "-m", "models.mnist", *job.arguments(out, data), *resume]
+    with open(out / "log.txt", "a") as log:
+        print(" ".join(command), flush=True)
+        subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def read_errors(out: Path, epochs: int) -> tuple[float, float] | None:
+    """(final test error, test error at the best validation epoch) over the first ``epochs`` epochs."""
+    path = out / "metrics.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))[:epochs]
+    if len(rows) < epochs:
+        return None
+    best = min(rows, key=lambda row: float(row["val_error"]))
+    return float(rows[-1]["test_error"]), float(best["test_error"])
+
+
+def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = 100 * statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.2f} (n=1)"
+    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f} (n={len(values)})"
+
+
+def seconds(out: Path) -> float | None:
+    path = out / "results.json"
+    return json.loads(path.read_text())["train_seconds"] if path.is_file() else None
+
+
+def table(args: argparse.Namespace) -> str:
+    jobs = [Run(labels, args.rho, seed, args.epochs) for seed in args.seeds for labels in args.labels]
+    grid = args.runs / "table"
+    if not args.summary_only:
+        execute(jobs, args.runs, "table", args.data, args.jobs)
+    lines = [
+        f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}:",
+        "",
+        "| labels | final epoch | best validation epoch | training time per run (s) | "
+        + " | ".join(PUBLISHED)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(PUBLISHED),
+    ]
+    for labels in args.labels:
+        found = [(job, read_errors(job.directory(args.runs, "table"), args.epochs)) for job in jobs]
+        errors = [e for job, e in found if job.labels == labels and e is not None]
+        times = [seconds(job.directory(args.runs, "table")) for job in jobs if job.labels == labels]
+        times = [t for t in times if t is not None]
+        time_text = f"{statistics.fmean(times):.0f}" if times else "—"
+        published = [
+            f"{numbers[labels]}{' (unconfirmed)' if (name, labels) in UNCONFIRMED else ''}"
+            for name, numbers in PUBLISHED.items()
+        ]
+        lines.append(
+            f"| {labels} | {mean_std([e[0] for e in errors])} | {mean_std([e[1] for e in errors])} | "
+            f"{time_text} | " + " | ".join(published) + " |"
+        )
+    text = "\n".join(lines) + "\n"
+    grid.mkdir(parents=True, exist_ok=True)
+    (grid / "table1.md").write_text(text)
+    return text
+
+
+def supervision_rate(args: argparse.Namespace) -> str:
+    jobs = [
+        Run(labels, rho, seed, args.epochs)
+        for seed in args.seeds
+        for labels in args.labels
+        for rho in args.rhos
+    ]
+    if not args.summary_only:
+        execute([job for job in jobs if not reusable(job, args)], args.runs, "rho", args.data, args.jobs)
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    lines = [
+        f"Test error (%) against the supervision rate ρ, {args.epochs} epochs, seeds {args.seeds}:",
+        "",
+        "| labels | ρ | final epoch | best validation epoch |",
+        "|---|---|---|---|",
+    ]
+    for labels in args.labels:
+        points = []
+        for rho in args.rhos:
+            errors = [
+                read_errors(directory(job, args), args.epochs)
+                for job in jobs
+                if job.labels == labels and job.rho == rho
+            ]
+            errors = [e for e in errors if e is not None]
+            lines.append(
+                f"| {labels} | {rho} | {mean_std([e[0] for e in errors])} | "
+                f"{mean_std([e[1] for e in errors])} |"
+            )
+            if errors:
+                value = labels / 50_000 if rho == "natural" else float(rho)
+                points.append((value, [100 * e[0] for e in errors], [100 * e[1] for e in errors]))
+        points.sort()
+        for axis, index, title in ((axes[0], 1, "final epoch"), (axes[1], 2, "best validation epoch")):
+            axis.plot(
+                [p[0] for p in points],
+                [statistics.fmean(p[index]) for p in points],
+                "o-",
+                label=f"{labels} labels",
+            )
+            axis.set_xscale("log")
+            axis.set_xlabel("supervision rate ρ")
+            axis.set_title(title)
+    axes[0].set_ylabel("test error (%)")
+    axes[1].legend()
+    figure.tight_layout()
+    out = args.runs / "rho"
+    out.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out / "supervision_rate.png", dpi=120)
+    text = "\n".join(lines) + "\n"
+    (out / "supervision_rate.md").write_text(text)
+    return text
+
+
+def baseline(args: argparse.Namespace) -> str:
+    """Labels-only classifiers, one per label count and seed; returns the markdown table."""
+    torch.set_num_threads(1)
+    train_x, train_y = load_mnist("train", args.data)
+    (val_x, val_y), (test_x, test_y) = load_mnist("validation", args.data), load_mnist("test", args.data)
+    lines = [
+        f"Labels only (q(y|x)'s network, cross-entropy), test error (%), seeds {args.seeds}:",
+        "",
+        "| labels | final | best validation epoch |",
+        "|---|---|---|",
+    ]
+    for labels in args.labels:
+        errors = []
+        for seed in args.seeds:
+            torch.manual_seed(seed)
+            rows = SemiSupervisedSplit(train_y, labels, seed=seed, num_classes=10).labelled
+            classifier = SSVAE().encoder_y
+            optimiser = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+            history = []
+            for _ in range(60):
+                for batch in rows[torch.randperm(labels)].split(100):
+                    loss = torch.nn.functional.cross_entropy(classifier(train_x[batch]), train_y[batch])
+                    optimiser.zero_grad()
+                    loss.backward()
+                    optimiser.step()
+                with torch.no_grad():
+                    history.append(
+                        tuple(
+                            float((classifier(x).argmax(-1) != y).double().mean())
+                            for x, y in ((val_x, val_y), (test_x, test_y))
+                        )
+                    )
+            errors.append((history[-1][1], min(history)[1]))
+        lines.append(
+            f"| {labels} | {mean_std([e[0] for e in errors])} | {mean_std([e[1] for e in errors])} |"
+        )
+    text = "\n".join(lines) + "\n"
+    out = args.runs / "baseline"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "baseline.md").write_text(text)
+    return text
+
+
+def reusable(job: Run, args: argparse.Namespace) -> bool:
+    """Whether a longer ``table`` run with the same labels, ρ and seed already covers this job."""
+    longer = Run(job.labels, job.rho, job.seed, args.table_epochs).directory(args.runs, "table")
+    return args.table_epochs >= job.epochs and read_errors(longer, job.epochs) is not None
+
+
+def directory(job: Run, args: argparse.Namespace) -> Path:
+    return (
+        Run(job.labels, job.rho, job.seed, args.table_epochs).directory(args.runs, "table")
+        if reusable(job, args)
+        else job.directory(args.runs, "rho")
+    )
+
+
+def execute(jobs: list[Run], runs: Path, grid: str, data: Path | None, parallel: int) -> None:
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        for future in [pool.submit(run, job, job.directory(runs, grid), data) for job in jobs]:
+            future.result()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("grid", choices=("table", "rho", "baseline"))
+    parser.add_argument("--labels", type=int, nargs="+", default=None)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="table: 0 1 2; rho: 0")
+    parser.add_argument("--epochs", type=int, default=None, help="table: 5; rho: 3")
+    parser.add_argument("--rho", default="0.05", help="table: the supervision rate of every run ('natural')")
+    parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])
+    parser.add_argument("--table-epochs", type=int, default=5, help="rho: epochs of the table grid's runs")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "mnist_table1")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    args = parser.parse_args(argv)
+    if args.grid == "baseline":
+        args.labels, args.seeds = args.labels or [100, 600, 1000, 3000], args.seeds or [0, 1, 2]
+        print(baseline(args))
+    elif args.grid == "table":
+        args.labels, args.seeds = args.labels or [100, 600, 1000, 3000], args.seeds or [0, 1, 2]
+        args.epochs = args.epochs or 5
+        print(table(args))
+    else:
+        args.labels, args.seeds, args.epochs = args.labels or [100, 600], args.seeds or [0], args.epochs or 3
+        print(supervision_rate(args))
+
+
+if __name__ == "__main__":
+    main()
