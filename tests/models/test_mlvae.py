@@ -79,12 +79,19 @@ def test_main_writes_the_evaluation_and_resumes_exactly(synthetic_digits, tmp_pa
     mlvae.main([*SMALL, "--epochs", "1", "--out", str(tmp_path / "resumed")])
     resumed = mlvae.main([*SMALL, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")])
 
-    keys = ("final_loss", "classification", "classification_unseen", "identification_seen")
+    keys = (
+        "final_loss",
+        "classification",
+        "classification_seen",
+        "classification_unseen",
+        "identification_seen",
+    )
     assert {k: resumed[k] for k in keys} == {k: straight[k] for k in keys}
     assert resumed["identification_unseen"] == straight["identification_unseen"]
     assert list(straight["identification_unseen"]) == ["1", "2", "5", "10"]
     assert straight["classification"]["chance"] == pytest.approx(0.1)
     assert straight["classification_unseen"]["chance"] == pytest.approx(0.5)
+    assert straight["classification_seen"]["chance"] == pytest.approx(0.125)  # 8 training digits
     record = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert record["seed"] == 0 and record["holdout_classes"] == [8, 9] and record["command"]
     assert record["environment"]["torch"] == torch.__version__
@@ -97,7 +104,8 @@ def test_main_writes_the_evaluation_and_resumes_exactly(synthetic_digits, tmp_pa
 def test_main_trains_without_held_out_classes(synthetic_digits, tmp_path, single_thread):
     results = mlvae.main([*SMALL, "--epochs", "1", "--holdout-classes", "--out", str(tmp_path)])
     assert results["holdout_classes"] == [] and "identification_unseen" not in results
-    assert "classification_unseen" not in results and set(results["identification_seen"]) == {
+    assert "classification_unseen" not in results and "classification_seen" not in results
+    assert set(results["identification_seen"]) == {
         "1",
         "2",
         "5",
@@ -111,6 +119,25 @@ def test_main_rejects_bad_held_out_classes(synthetic_digits, tmp_path):
         mlvae.main(["--holdout-classes", "3", "10", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match=message):
         mlvae.main(["--holdout-classes", *map(str, range(9)), "--out", str(tmp_path)])
+
+
+def test_defaults_depend_on_the_dataset_and_yield_to_flags():
+    mnist = mlvae.parse_args([])
+    assert (mnist.style_dim, mnist.content_dim, mnist.lr) == (5, 10, 3e-3)
+    assert (mnist.epochs, mnist.batches_per_epoch) == (20, None)
+    yaleb = mlvae.parse_args(["--dataset", "yaleb"])
+    assert (yaleb.epochs, yaleb.batches_per_epoch, yaleb.style_dim, yaleb.lr) == (40, 50, 5, 1e-3)
+    flags = ["--epochs", "3", "--batches-per-epoch", "7", "--lr", "0.5", "--style-dim", "2"]
+    explicit = mlvae.parse_args(["--dataset", "yaleb", *flags])
+    assert (explicit.epochs, explicit.batches_per_epoch, explicit.lr, explicit.style_dim) == (3, 7, 0.5, 2)
+
+
+def test_main_builds_the_style_latent_of_the_given_size(synthetic_digits, tmp_path, single_thread):
+    results = mlvae.main([*SMALL, "--epochs", "1", "--holdout-classes", "--out", str(tmp_path)])
+    assert results["arguments"]["style_dim"] == 5
+    checkpoint = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    decoder_input = next(v for k, v in checkpoint["modules"]["decoder"].items() if k.endswith("weight"))
+    assert decoder_input.shape == (16, 10 + 5)  # hidden 16 from SMALL, content 10 + style 5
 
 
 def test_main_on_a_slice_of_real_mnist(real_data_root, tmp_path, single_thread):
