@@ -42,7 +42,7 @@ from models.ss_vae import GUIDES, NETWORKS, SSVAE
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, write_figures
-from pyro_partial.training import atomic_write, fit, write_results
+from pyro_partial.training import atomic_write, fit, parsed_arguments, run_timing, write_results
 
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
 DEFAULT_ALPHA = 50.0
@@ -204,11 +204,8 @@ def train(args: argparse.Namespace, splits: Splits) -> dict[str, Any]:
         "best_val_epoch": best["epoch"] if best else None,
         "best_val_error": best["val_error"] if best else None,
         "test_error_at_best_val": best["test_error"] if best else None,
-        "train_seconds": sum(row["seconds"] for row in history),
-        "wall_seconds_this_invocation": time.perf_counter() - began,
-        "arguments": {
-            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "command"
-        },
+        **run_timing(history, began),
+        "arguments": parsed_arguments(args),
     }
     write_results(args.out / RESULTS, results, seed=args.seed)
     print(

@@ -85,7 +85,7 @@ from pyro_partial.plots_latent import (
     plot_class_mean_abs,
     traversal_grid,
 )
-from pyro_partial.training import atomic_write, fit, write_results
+from pyro_partial.training import atomic_write, fit, parsed_arguments, write_results
 
 PROG = "python -m models.decomposition"
 EXPERIMENTS = ("pinwheel", "sparsity", "dsprites")
@@ -597,21 +597,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "train_seconds": sum(row["seconds"] for row in history),
         "evaluation_seconds": time.perf_counter() - began,
         **scores,
-        "arguments": _arguments(args),
+        "arguments": parsed_arguments(args),
     }
     write_results(args.out / RESULTS, results, seed=args.seed)
     print(", ".join(f"{k}={v:.4g}" for k, v in scores.items() if isinstance(v, float)))
     return results
 
 
-def _arguments(args: argparse.Namespace) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "command"}
-
-
 def _write_config(args: argparse.Namespace) -> None:
     """Write the run's settings; on ``--resume`` first check that they are the run's original ones."""
     ignored = {"out", "resume", "no_progress", "epochs", "command"}
-    config = {k: v for k, v in _arguments(args).items() if k not in ignored}
+    config = {k: v for k, v in parsed_arguments(args).items() if k not in ignored}
     path = args.out / CONFIG
     if args.resume and path.is_file():
         saved = json.loads(path.read_text())

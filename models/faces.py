@@ -90,7 +90,7 @@ from pyro_partial.lighting import LIGHT_DIM, direction_from_angles, lighting_pri
 from pyro_partial.metrics import angular_error, classification_error
 from pyro_partial.nn import ConvDecoder, ConvEncoder
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
-from pyro_partial.training import fit, write_results
+from pyro_partial.training import fit, parsed_arguments, run_timing, write_results
 
 NUM_IDENTITIES = 38
 PROG = "python -m models.faces"
@@ -518,11 +518,8 @@ def train(args: argparse.Namespace, data: FacesData) -> dict[str, Any]:
         "alpha": None if args.baseline else alpha,
         "epochs": args.epochs,
         **{f"test_{name}": value for name, value in test.items()},
-        "train_seconds": sum(row["seconds"] for row in history),
-        "wall_seconds_this_invocation": time.perf_counter() - began,
-        "arguments": {
-            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "command"
-        },
+        **run_timing(history, began),
+        "arguments": parsed_arguments(args),
     }
     write_results(args.out / RESULTS, results, seed=args.seed)
     print(

@@ -78,7 +78,7 @@ from pyro_partial.grouped import (
     save_swap_grid,
     swap_grid,
 )
-from pyro_partial.training import fit, write_results
+from pyro_partial.training import fit, parsed_arguments, run_timing, write_results
 
 DEFAULT_HOLDOUT = {"mnist": [8, 9], "yaleb": [33, 34, 35, 36, 37]}
 # per-dataset defaults of the options given as None on the command line (see the module docstring)
@@ -289,9 +289,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
         "epochs": args.epochs,
         "final_loss": history[-1]["loss"] if history else None,
         **evaluation,
-        "train_seconds": sum(row["seconds"] for row in history),
-        "wall_seconds_this_invocation": time.perf_counter() - began,
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        **run_timing(history, began),
+        "arguments": parsed_arguments(args),
     }
     write_results(args.out / "results.json", results, seed=args.seed)
     classification = evaluation["classification"]

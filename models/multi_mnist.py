@@ -63,7 +63,7 @@ from pyro_partial.data.multi_mnist import MultiMNIST, load_multi_mnist
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
-from pyro_partial.training import fit, write_results
+from pyro_partial.training import fit, parsed_arguments, run_timing, write_results
 
 PROG = "python -m models.multi_mnist"
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
@@ -295,11 +295,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "alpha": alpha,
         "epochs": args.epochs,
         **{f"test_{name}": value for name, value in scores.items()},
-        "train_seconds": sum(row["seconds"] for row in history),
-        "wall_seconds_this_invocation": time.perf_counter() - began,
-        "arguments": {
-            k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "command"
-        },
+        **run_timing(history, began),
+        "arguments": parsed_arguments(args),
     }
     write_results(args.out / RESULTS, results, seed=args.seed)
     print(

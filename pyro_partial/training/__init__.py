@@ -2,12 +2,14 @@
 
 from pyro_partial.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from pyro_partial.training.loop import fit
-from pyro_partial.training.records import MetricsCSV, environment, write_results
+from pyro_partial.training.records import MetricsCSV, environment, parsed_arguments, run_timing, write_results
 
 __all__ = [
     "MetricsCSV",
     "atomic_write",
     "environment",
+    "parsed_arguments",
+    "run_timing",
     "fit",
     "load_checkpoint",
     "save_checkpoint",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -9,6 +10,7 @@ import os
 import platform
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +77,17 @@ def write_results(path: str | os.PathLike, results: dict[str, Any], seed: int) -
     record = {"command": command_line(), "seed": seed, "environment": environment(), **results}
     atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
     return record
+
+
+def parsed_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """A script's parsed arguments as JSON-ready values (paths as text), without the recorded command."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "command"}
+
+
+def run_timing(history: list[dict[str, Any]], began: float) -> dict[str, float]:
+    """``train_seconds`` (summed over every epoch of ``history``, resumed ones included) and
+    ``wall_seconds_this_invocation`` (since ``began``, a :func:`time.perf_counter` reading)."""
+    return {
+        "train_seconds": sum(row["seconds"] for row in history),
+        "wall_seconds_this_invocation": time.perf_counter() - began,
+    }

@@ -1,0 +1,18 @@
+"""Run records: parsed arguments and timing."""
+
+import argparse
+import time
+
+from pyro_partial.training import parsed_arguments, run_timing
+
+
+def test_parsed_arguments_are_json_ready_without_the_command(tmp_path):
+    args = argparse.Namespace(out=tmp_path / "run", seed=3, command="python -m x", labels=[1, 2])
+    assert parsed_arguments(args) == {"out": str(tmp_path / "run"), "seed": 3, "labels": [1, 2]}
+
+
+def test_run_timing_sums_every_epoch_and_measures_this_invocation():
+    began = time.perf_counter()
+    timing = run_timing([{"seconds": 1.5}, {"seconds": 2.25}], began)
+    assert timing["train_seconds"] == 3.75
+    assert 0.0 <= timing["wall_seconds_this_invocation"] < 60.0
