@@ -42,7 +42,14 @@ from models.ss_vae import GUIDES, NETWORKS, SSVAE
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, write_figures
-from pyro_partial.training import atomic_write, fit, parsed_arguments, run_timing, write_results
+from pyro_partial.training import (
+    add_run_arguments,
+    atomic_write,
+    fit,
+    parsed_arguments,
+    run_timing,
+    write_results,
+)
 
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
 DEFAULT_ALPHA = 50.0
@@ -99,10 +106,7 @@ def experiment_parser(
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--importance-samples", type=int, default=1, help="S for the supervised term")
     parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--out", type=Path, default=None, help=f"run directory (default: runs/{name}/...)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, name)
     return parser
 
 

@@ -85,7 +85,7 @@ from pyro_partial.plots_latent import (
     plot_class_mean_abs,
     traversal_grid,
 )
-from pyro_partial.training import atomic_write, fit, parsed_arguments, write_results
+from pyro_partial.training import add_run_arguments, atomic_write, fit, parsed_arguments, write_results
 
 PROG = "python -m models.decomposition"
 EXPERIMENTS = ("pinwheel", "sparsity", "dsprites")
@@ -493,9 +493,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict[str, An
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
     parser.add_argument("--train-size", type=int, help="use only this many training observations")
-    parser.add_argument("--out", type=Path, help="run directory (default: runs/decomposition/...)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, "decomposition", data=False)
     parser.set_defaults(**defaults)
 
 

@@ -90,7 +90,7 @@ from pyro_partial.lighting import LIGHT_DIM, direction_from_angles, lighting_pri
 from pyro_partial.metrics import angular_error, classification_error
 from pyro_partial.nn import ConvDecoder, ConvEncoder
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
-from pyro_partial.training import fit, parsed_arguments, run_timing, write_results
+from pyro_partial.training import add_run_arguments, fit, parsed_arguments, run_timing, write_results
 
 NUM_IDENTITIES = 38
 PROG = "python -m models.faces"
@@ -406,10 +406,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128], help="conv channels")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/faces/...)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, "faces")
     return parser
 
 

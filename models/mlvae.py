@@ -78,7 +78,7 @@ from pyro_partial.grouped import (
     save_swap_grid,
     swap_grid,
 )
-from pyro_partial.training import fit, parsed_arguments, run_timing, write_results
+from pyro_partial.training import add_run_arguments, fit, parsed_arguments, run_timing, write_results
 
 DEFAULT_HOLDOUT = {"mnist": [8, 9], "yaleb": [33, 34, 35, 36, 37]}
 # per-dataset defaults of the options given as None on the command line (see the module docstring)
@@ -215,10 +215,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--yaleb-size", type=int, nargs=2, default=[48, 42], metavar=("H", "W"))
     parser.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--eval-size", type=int, default=None, help="evaluate on the first N test images")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/mlvae/...)")
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, "mlvae")
     args = parser.parse_args(argv)
     for name, value in DEFAULTS[args.dataset].items():
         if getattr(args, name) is None:

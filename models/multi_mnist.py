@@ -63,7 +63,7 @@ from pyro_partial.data.multi_mnist import MultiMNIST, load_multi_mnist
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
-from pyro_partial.training import fit, parsed_arguments, run_timing, write_results
+from pyro_partial.training import add_run_arguments, fit, parsed_arguments, run_timing, write_results
 
 PROG = "python -m models.multi_mnist"
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
@@ -172,12 +172,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     parser.add_argument("--state-dim", type=int, default=128, help="size of the guide's recurrent state")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="run directory (default: runs/multi_mnist/...)"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_arguments(parser, "multi_mnist")
     return parser
 
 

@@ -2,11 +2,19 @@
 
 from pyro_partial.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from pyro_partial.training.loop import fit
-from pyro_partial.training.records import MetricsCSV, environment, parsed_arguments, run_timing, write_results
+from pyro_partial.training.records import (
+    MetricsCSV,
+    add_run_arguments,
+    environment,
+    parsed_arguments,
+    run_timing,
+    write_results,
+)
 
 __all__ = [
     "MetricsCSV",
     "atomic_write",
+    "add_run_arguments",
     "environment",
     "parsed_arguments",
     "run_timing",

@@ -91,3 +91,14 @@ def run_timing(history: list[dict[str, Any]], began: float) -> dict[str, float]:
         "train_seconds": sum(row["seconds"] for row in history),
         "wall_seconds_this_invocation": time.perf_counter() - began,
     }
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, experiment: str, *, data: bool = True) -> None:
+    """Add the options every training script shares: ``--data`` (unless ``data=False``), ``--out``,
+    ``--resume`` and ``--no-progress``."""
+    if data:
+        parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
+    default_out = f"run directory (default: runs/{experiment}/...)"
+    parser.add_argument("--out", type=Path, default=None, help=default_out)
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from pyro_partial.training import parsed_arguments, run_timing
+from pyro_partial.training import add_run_arguments, parsed_arguments, run_timing
 
 
 def test_parsed_arguments_are_json_ready_without_the_command(tmp_path):
@@ -16,3 +16,14 @@ def test_run_timing_sums_every_epoch_and_measures_this_invocation():
     timing = run_timing([{"seconds": 1.5}, {"seconds": 2.25}], began)
     assert timing["train_seconds"] == 3.75
     assert 0.0 <= timing["wall_seconds_this_invocation"] < 60.0
+
+
+def test_run_arguments_are_shared_and_data_is_optional(tmp_path):
+    parser = argparse.ArgumentParser()
+    add_run_arguments(parser, "faces")
+    args = parser.parse_args(["--data", str(tmp_path), "--resume"])
+    assert (args.data, args.out, args.resume, args.no_progress) == (tmp_path, None, True, False)
+    assert "runs/faces/" in parser.format_help()
+    without_data = argparse.ArgumentParser()
+    add_run_arguments(without_data, "decomposition", data=False)
+    assert not hasattr(without_data.parse_args([]), "data")
