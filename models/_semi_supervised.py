@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -46,6 +44,7 @@ from pyro_partial.training import (
     add_run_arguments,
     atomic_write,
     fit,
+    parse_recording_command,
     parsed_arguments,
     run_timing,
     write_results,
@@ -112,9 +111,7 @@ def experiment_parser(
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
     """Parse ``argv`` (default ``sys.argv[1:]``); record the command and fill in the run directory."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.command = " ".join([parser.prog, shlex.join(argv)]).strip()
+    args = parse_recording_command(parser, argv)
     if args.out is None:
         run = f"labels{args.labels}_{args.guide}_{args.network}_seed{args.seed}"
         args.out = Path("runs") / args.experiment / run

@@ -53,8 +53,6 @@ import argparse
 import ast
 import json
 import math
-import shlex
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -85,7 +83,14 @@ from pyro_partial.plots_latent import (
     plot_class_mean_abs,
     traversal_grid,
 )
-from pyro_partial.training import add_run_arguments, atomic_write, fit, parsed_arguments, write_results
+from pyro_partial.training import (
+    add_run_arguments,
+    atomic_write,
+    fit,
+    parse_recording_command,
+    parsed_arguments,
+    write_results,
+)
 
 PROG = "python -m models.decomposition"
 EXPERIMENTS = ("pinwheel", "sparsity", "dsprites")
@@ -533,9 +538,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Namespace:
     """Parse ``argv`` (default ``sys.argv[1:]``), check it, record the command and fill in ``--out``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args = parse_recording_command(parser, argv)
     positive = ("epochs", "z_dim", "batch_size", "train_size", "eval_size", "iwae_samples", "num_points")
     for name in (*positive, "image_size"):
         value = getattr(args, name, None)
@@ -550,7 +554,6 @@ def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Names
             parse_metric_options(args.metric_option, args.metrics)
         except ValueError as error:
             parser.error(str(error))
-    args.command = " ".join([prog, shlex.join(argv)])
     if args.out is None:
         data = "" if getattr(args, "dataset", "mnist") == "mnist" else f"-{args.dataset}"
         run = f"{args.experiment}{data}_{args.prior}_beta{args.beta:g}_alpha{args.alpha:g}_seed{args.seed}"

@@ -64,8 +64,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -90,7 +88,14 @@ from pyro_partial.lighting import LIGHT_DIM, direction_from_angles, lighting_pri
 from pyro_partial.metrics import angular_error, classification_error
 from pyro_partial.nn import ConvDecoder, ConvEncoder
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
-from pyro_partial.training import add_run_arguments, fit, parsed_arguments, run_timing, write_results
+from pyro_partial.training import (
+    add_run_arguments,
+    fit,
+    parse_recording_command,
+    parsed_arguments,
+    run_timing,
+    write_results,
+)
 
 NUM_IDENTITIES = 38
 PROG = "python -m models.faces"
@@ -413,9 +418,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def parse(argv: Sequence[str] | None, prog: str = PROG) -> argparse.Namespace:
     """Parse and check ``argv`` (default ``sys.argv[1:]``); record the command, fill in ``--out``."""
     parser = build_parser(prog)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.command = " ".join([prog, shlex.join(argv)]).strip()
+    args = parse_recording_command(parser, argv)
     if not 0.0 < args.labels_fraction <= 1.0:
         parser.error(f"--labels-fraction must lie in (0, 1], got {args.labels_fraction}")
     if args.temperature <= 0:

@@ -43,8 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +61,14 @@ from pyro_partial.data.multi_mnist import MultiMNIST, load_multi_mnist
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_grid
-from pyro_partial.training import add_run_arguments, fit, parsed_arguments, run_timing, write_results
+from pyro_partial.training import (
+    add_run_arguments,
+    fit,
+    parse_recording_command,
+    parsed_arguments,
+    run_timing,
+    write_results,
+)
 
 PROG = "python -m models.multi_mnist"
 CONFIG, CHECKPOINT, RESULTS = "config.json", "checkpoint.pt", "results.json"
@@ -179,9 +184,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 def parse(argv: Sequence[str] | None, prog: str = PROG) -> argparse.Namespace:
     """Parse and check ``argv`` (default ``sys.argv[1:]``); record the command, fill in ``--out``."""
     parser = build_parser(prog)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.command = " ".join([prog, shlex.join(argv)]).strip()
+    args = parse_recording_command(parser, argv)
     groups = MAX_DIGITS + 1
     if args.labelled_canvases < groups or args.labelled_canvases % groups:
         parser.error(

@@ -11,6 +11,7 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,3 +103,14 @@ def add_run_arguments(parser: argparse.ArgumentParser, experiment: str, *, data:
     parser.add_argument("--out", type=Path, default=None, help=default_out)
     parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def parse_recording_command(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None
+) -> argparse.Namespace:
+    """Parse ``argv`` (default ``sys.argv[1:]``) and record it as ``args.command``: the parser's ``prog``
+    followed by the shell-quoted arguments, the command that reproduces the run."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.command = " ".join([parser.prog, shlex.join(argv)]).strip()
+    return args

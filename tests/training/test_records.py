@@ -3,7 +3,7 @@
 import argparse
 import time
 
-from pyro_partial.training import add_run_arguments, parsed_arguments, run_timing
+from pyro_partial.training import add_run_arguments, parse_recording_command, parsed_arguments, run_timing
 
 
 def test_parsed_arguments_are_json_ready_without_the_command(tmp_path):
@@ -27,3 +27,11 @@ def test_run_arguments_are_shared_and_data_is_optional(tmp_path):
     without_data = argparse.ArgumentParser()
     add_run_arguments(without_data, "decomposition", data=False)
     assert not hasattr(without_data.parse_args([]), "data")
+
+
+def test_the_recorded_command_reproduces_the_arguments():
+    parser = argparse.ArgumentParser(prog="python -m models.x")
+    parser.add_argument("--name")
+    args = parse_recording_command(parser, ["--name", "two words"])
+    assert args.command == "python -m models.x --name 'two words'"
+    assert parse_recording_command(parser, []).command == "python -m models.x"
