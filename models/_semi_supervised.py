@@ -44,6 +44,7 @@ from pyro_partial.training import (
     add_run_arguments,
     atomic_write,
     fit,
+    load_trained_module,
     parse_recording_command,
     parsed_arguments,
     run_timing,
@@ -254,17 +255,7 @@ def error(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) 
 
 def load_trained(run_dir: str | Path) -> tuple[SSVAE, dict[str, Any]]:
     """The model of a run directory at its last checkpoint, and the run's ``config.json``."""
-    run_dir = Path(run_dir)
-    config_path, checkpoint_path = run_dir / CONFIG, run_dir / CHECKPOINT
-    for path in (config_path, checkpoint_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: --run must be a run directory written by training")
-    config = json.loads(config_path.read_text())
-    vae = SSVAE(**config["model"])
-    # written by pyro_partial.training.save_checkpoint, which pickles RNG states: load trusted files only
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    vae.load_state_dict(state["modules"]["ss_vae"])
-    return vae.eval(), config
+    return load_trained_module(run_dir, "ss_vae", lambda config: SSVAE(**config["model"]))
 
 
 def plot(

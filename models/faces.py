@@ -63,7 +63,6 @@ varied light with its identity and style fixed, and under varied identity with i
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -91,6 +90,7 @@ from pyro_partial.plots import parse_run_figures_args, run_figures_parser, save_
 from pyro_partial.training import (
     add_run_arguments,
     fit,
+    load_trained_module,
     parse_recording_command,
     parsed_arguments,
     run_timing,
@@ -573,18 +573,9 @@ def identity_grid(vae: FacesVAE, xs: torch.Tensor, identities: Sequence[int]) ->
 
 def load_trained(run_dir: str | Path) -> tuple[FacesVAE, dict[str, Any]]:
     """The model of a run directory at its last checkpoint, and the run's ``config.json``."""
-    run_dir = Path(run_dir)
-    for path in (run_dir / CONFIG, run_dir / CHECKPOINT):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: --run must be a run directory written by training")
-    config = json.loads((run_dir / CONFIG).read_text())
-    if config.get("experiment") != "faces":
-        raise ValueError(f"{run_dir} is a {config.get('experiment')!r} run, not a faces run")
-    vae = FacesVAE(**config["model"])
-    # written by pyro_partial.training.save_checkpoint (it pickles RNG states): trusted files only
-    state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-    vae.load_state_dict(state["modules"][MODULE])
-    return vae.eval(), config
+    return load_trained_module(
+        run_dir, MODULE, lambda config: FacesVAE(**config["model"]), experiments=("faces",)
+    )
 
 
 def plot(argv: Sequence[str] | None = None, prog: str = "pyro-partial plot faces") -> dict[str, Path]:

@@ -1,6 +1,11 @@
 """Training utilities: an SVI epoch loop, atomic checkpoints with exact resumption, run records."""
 
-from pyro_partial.training.checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from pyro_partial.training.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    load_trained_module,
+    save_checkpoint,
+)
 from pyro_partial.training.loop import fit
 from pyro_partial.training.records import (
     MetricsCSV,
@@ -22,6 +27,7 @@ __all__ = [
     "run_timing",
     "fit",
     "load_checkpoint",
+    "load_trained_module",
     "save_checkpoint",
     "write_results",
 ]

@@ -7,9 +7,11 @@ NumPy and torch, and any extra picklable state (epoch, sampler position, metric 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import tempfile
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +101,33 @@ def load_checkpoint(
     optim.set_state(state["optim"])
     set_rng_state(state["rng"])
     return state["extra"]
+
+
+def load_trained_module(
+    run_dir: str | os.PathLike,
+    module_name: str,
+    build: Callable[[dict[str, Any]], torch.nn.Module],
+    *,
+    experiments: Collection[str] | None = None,
+) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A run directory's module at its last checkpoint (in eval mode) and the run's ``config.json``.
+
+    :param module_name: the module's name in the checkpoint (the ``modules`` key given to ``fit``).
+    :param build: makes the untrained module from the run's config.
+    :param experiments: the ``config["experiment"]`` values accepted (any when omitted).
+    """
+    run_dir = Path(run_dir)
+    config_path, checkpoint_path = run_dir / "config.json", run_dir / "checkpoint.pt"
+    for path in (config_path, checkpoint_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: --run must be a run directory written by training")
+    config = json.loads(config_path.read_text())
+    if experiments is not None and config.get("experiment") not in experiments:
+        raise ValueError(
+            f"{run_dir} is a {config.get('experiment')!r} run, not a {' or '.join(sorted(experiments))} run"
+        )
+    module = build(config)
+    # written by save_checkpoint, which pickles RNG states: load trusted files only
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    module.load_state_dict(state["modules"][module_name])
+    return module.eval(), config
