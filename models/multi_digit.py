@@ -30,7 +30,9 @@ valid). On unlabelled canvases the digits are relaxed (Gumbel-softmax, ``relax=d
 enumerating them jointly with the count would take 10^K (K + 1) branches.
 
 Nesting: :meth:`MultiDigitVAE.nest` builds the model around a trained SSVAE (``python -m models.mnist``),
-frozen, so the multi-digit model reads its digits with an MNIST classifier trained on single digits.
+frozen by default, so the multi-digit model reads its digits with an MNIST classifier trained on single
+digits; ``nest(..., freeze=False)`` starts from the trained weights and fine-tunes them on the canvases,
+so the classifier adapts to glimpses read through imperfect windows.
 """
 
 from __future__ import annotations
@@ -140,8 +142,7 @@ class MultiDigitVAE(nn.Module):
             )
         self.digit_model = digit_model
         self.freeze_digit_model = freeze_digit_model
-        if freeze_digit_model:
-            digit_model.requires_grad_(False)
+        digit_model.requires_grad_(not freeze_digit_model)
         self.canvas_size, self.max_digits, self.eps = canvas_size, max_digits, eps
         self.z_dim = digit_model.z_dim
         features = canvas_features
@@ -160,9 +161,10 @@ class MultiDigitVAE(nn.Module):
         self.register_buffer("where_scale", torch.tensor(where_scale, dtype=torch.float))
 
     @classmethod
-    def nest(cls, digit_model: SSVAE, **kwargs: Any) -> MultiDigitVAE:
-        """The model around a trained digit model, frozen (``freeze_digit_model=True``)."""
-        return cls(digit_model, freeze_digit_model=True, **kwargs)
+    def nest(cls, digit_model: SSVAE, *, freeze: bool = True, **kwargs: Any) -> MultiDigitVAE:
+        """The model around a trained digit model: frozen (``freeze=True``), or fine-tuned with the rest
+        (``freeze=False``: its weights start from the trained ones and are learned on the canvases)."""
+        return cls(digit_model, freeze_digit_model=freeze, **kwargs)
 
     # ------------------------------------------------------------------------------------------ pieces
 

@@ -125,6 +125,27 @@ def test_nested_digit_model_is_frozen_and_reads_the_digits():
     assert torch.allclose(reading.digit_probs, expected)
 
 
+def test_nested_digit_model_fine_tuned_learns_its_weights():
+    torch.manual_seed(0)
+    pyro.clear_param_store()
+    digit_model = SSVAE(z_dim=Z, hidden=(8,)).eval()
+    digit_model.requires_grad_(False)  # as a frozen model would leave it: fine-tuning turns learning back on
+    trained = {name: value.clone() for name, value in digit_model.state_dict().items()}
+    vae = MultiDigitVAE.nest(
+        digit_model, freeze=False, **{k: v for k, v in SMALL.items() if k not in ("digit_hidden", "z_dim")}
+    )
+    _, batch = canvases()
+    mask = torch.arange(8) % 2 == 0
+    elbo = SemiSupervisedELBO(alpha=2.0, relax=digit_sites(K, 0.5), max_plate_nesting=1, split_on="mask")
+    svi = SVI(vae.model, vae.guide, Adam({"lr": 1e-2}), elbo)
+    for _ in range(2):
+        svi.step(*batch, mask)
+    learned = digit_model.state_dict()
+    changed = [name for name, value in trained.items() if not torch.equal(learned[name], value)]
+    assert {name.split(".")[0] for name in changed} >= {"encoder_y", "encoder_z", "decoder"}
+    assert any(name.startswith("multi_digit$$$digit_model") for name in pyro.get_param_store())
+
+
 def test_render_writes_the_present_steps():
     torch.manual_seed(0)
     vae = MultiDigitVAE(**SMALL)

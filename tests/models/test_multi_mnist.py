@@ -32,6 +32,8 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
         "digit_accuracy": 1.0,
         "canvas_accuracy": 1.0,
         "position_error_px": 0.0,
+        "matched_digit_accuracy": 1.0,
+        "matched_position_error_px": 0.0,
     }
 
     n = int(data.counts.sum())
@@ -50,6 +52,40 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
     assert scores["digit_accuracy"] == pytest.approx(1 - (0 if same else 2) / n)
     assert scores["canvas_accuracy"] == pytest.approx(11 / 12)  # the canvas counted wrong
     assert scores["position_error_px"] == pytest.approx(10 / n, rel=1e-5)
+
+
+def test_match_steps_assigns_by_least_summed_distance():
+    true = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]] * 3)
+    inferred = torch.tensor(
+        [
+            [[0.0, 1.1], [0.1, 0.0], [1.0, 0.1]],  # all three read in another order
+            [[0.9, 0.0], [0.0, 0.1], [0.0, 1.0]],  # two digits: the first two swapped, slot 2 absent
+            [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]],  # one digit: slot 0 is the only step read
+        ]
+    )
+    match = multi_mnist.match_steps(inferred, true, torch.tensor([3, 2, 1]))
+    assert match.tolist() == [[1, 2, 0], [1, 0, 2], [0, 1, 2]]
+
+
+def test_matched_scores_ignore_the_reading_order():
+    g = torch.Generator().manual_seed(0)
+    data = make_multi_mnist(torch.rand(40, 28, 28, generator=g), torch.arange(40) % 10, 12, seed=1)
+    vae = MultiDigitVAE(canvas_channels=(4,), canvas_features=8, state_dim=4, digit_hidden=(8,))
+    count_probs = torch.nn.functional.one_hot(data.counts, 4).float()
+    digit_probs = torch.nn.functional.one_hot(data.digits.clamp(min=0), 10).float()
+    wheres = data.wheres.clone()
+    rows = (data.counts == 3).nonzero()[:, 0]
+    order = torch.tensor([2, 0, 1])  # every three-digit canvas read right to left, starting in the middle
+    digit_probs[rows] = digit_probs[rows][:, order]
+    wheres[rows] = wheres[rows][:, order]
+    reading = Reading(count_probs, wheres, digit_probs, torch.zeros(12, 3, 10), data.patches)
+    vae.read_canvases = lambda canvases: reading
+    scores = multi_mnist.evaluate(vae, data)
+    assert scores["matched_digit_accuracy"] == 1.0 and scores["matched_position_error_px"] == 0.0
+    assert scores["canvas_accuracy"] == 1.0
+    assert scores["position_error_px"] > 1.0
+    different = (data.digits[rows] != data.digits[rows][:, order]).sum()
+    assert scores["digit_accuracy"] == pytest.approx(1 - float(different) / int(data.counts.sum()))
 
 
 def test_window_outlines_follow_the_spatial_convention():
@@ -116,11 +152,22 @@ def test_nested_mnist_model(real_data_root, tmp_path, single_thread):
     for name, value in trained.state_dict().items():
         assert torch.equal(vae.digit_model.state_dict()[name], value), name
 
+    finetuned = tmp_path / "finetuned"
+    nested = ["--nested-mnist", str(source), "--finetune-nested"]
+    results = multi_mnist.main([*TINY, *data, "--epochs", "1", *nested, "--out", str(finetuned)])
+    assert results["finetune_nested"] is True
+    vae, _ = multi_mnist.load_trained(finetuned)
+    assert not vae.freeze_digit_model
+    learned = vae.digit_model.state_dict()
+    assert any(not torch.equal(learned[name], value) for name, value in trained.state_dict().items())
+
 
 def test_bad_arguments(tmp_path):
     with pytest.raises(SystemExit):
         multi_mnist.parse(["--labelled-canvases", "10"])
     with pytest.raises(SystemExit):
         multi_mnist.parse(["--labelled-canvases", "100", "--train-canvases", "100"])
+    with pytest.raises(SystemExit):
+        multi_mnist.parse(["--finetune-nested"])  # nothing nested to fine-tune
     with pytest.raises(FileNotFoundError, match="--run must be a run directory"):
         multi_mnist.load_trained(tmp_path)
