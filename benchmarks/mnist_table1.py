@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
-import os
 import statistics
-import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmarks._grid import mean_std, run_all, train_once  # noqa: E402
 from models.ss_vae import SSVAE  # noqa: E402
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
@@ -67,24 +66,10 @@ class Run:
     def directory(self, runs: Path, grid: str) -> Path:
         return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}"
 
-    def arguments(self, out: Path, data: Path | None) -> list[str]:
+    def arguments(self, data: Path | None) -> list[str]:
         args = ["--labels", str(self.labels), "--epochs", str(self.epochs), "--seed", str(self.seed)]
         args += [] if self.rho == "natural" else ["--rho", self.rho]
-        args += ["--out", str(out), "--no-progress"]
         return args + ([] if data is None else ["--data", str(data)])
-
-
-def run(job: Run, out: Path, data: Path | None) -> None:
-    """Train one configuration unless its results exist; resume an interrupted run."""
-    if (out / "results.json").is_file():
-        return
-    resume = ["--resume"] if (out / "checkpoint.pt").is_file() else []
-    out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    command = [sys.executable, "-m", "models.mnist", *job.arguments(out, data), *resume]
-    with open(out / "log.txt", "a") as log:
-        print(" ".join(command), flush=True)
-        subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 
 def read_errors(out: Path, epochs: int) -> tuple[float, float] | None:
@@ -100,13 +85,8 @@ def read_errors(out: Path, epochs: int) -> tuple[float, float] | None:
     return float(rows[-1]["test_error"]), float(best["test_error"])
 
 
-def mean_std(values: list[float]) -> str:
-    if not values:
-        return "—"
-    mean = 100 * statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.2f} (n=1)"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f} (n={len(values)})"
+def percent(values: list[float]) -> str:
+    return mean_std(values, scale=100)
 
 
 def seconds(out: Path) -> float | None:
@@ -138,7 +118,7 @@ def table(args: argparse.Namespace) -> str:
             for name, numbers in PUBLISHED.items()
         ]
         lines.append(
-            f"| {labels} | {mean_std([e[0] for e in errors])} | {mean_std([e[1] for e in errors])} | "
+            f"| {labels} | {percent([e[0] for e in errors])} | {percent([e[1] for e in errors])} | "
             f"{time_text} | " + " | ".join(published) + " |"
         )
     text = "\n".join(lines) + "\n"
@@ -173,8 +153,8 @@ def supervision_rate(args: argparse.Namespace) -> str:
             ]
             errors = [e for e in errors if e is not None]
             lines.append(
-                f"| {labels} | {rho} | {mean_std([e[0] for e in errors])} | "
-                f"{mean_std([e[1] for e in errors])} |"
+                f"| {labels} | {rho} | {percent([e[0] for e in errors])} | "
+                f"{percent([e[1] for e in errors])} |"
             )
             if errors:
                 value = labels / 50_000 if rho == "natural" else float(rho)
@@ -234,9 +214,7 @@ def baseline(args: argparse.Namespace) -> str:
                         )
                     )
             errors.append((history[-1][1], min(history)[1]))
-        lines.append(
-            f"| {labels} | {mean_std([e[0] for e in errors])} | {mean_std([e[1] for e in errors])} |"
-        )
+        lines.append(f"| {labels} | {percent([e[0] for e in errors])} | {percent([e[1] for e in errors])} |")
     text = "\n".join(lines) + "\n"
     out = args.runs / "baseline"
     out.mkdir(parents=True, exist_ok=True)
@@ -259,9 +237,12 @@ def directory(job: Run, args: argparse.Namespace) -> Path:
 
 
 def execute(jobs: list[Run], runs: Path, grid: str, data: Path | None, parallel: int) -> None:
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        for future in [pool.submit(run, job, job.directory(runs, grid), data) for job in jobs]:
-            future.result()
+    """Train every job unless done (``train_once``), ``parallel`` at a time."""
+    calls = [
+        functools.partial(train_once, "models.mnist", job.arguments(data), job.directory(runs, grid))
+        for job in jobs
+    ]
+    run_all(calls, parallel)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -19,12 +19,18 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_scores_of_a_perfect_and_of_a_damaged_reading():
+def true_reading():
+    """12 canvases of random 'digits', a tiny model, and the true count and digit probabilities."""
     g = torch.Generator().manual_seed(0)
     data = make_multi_mnist(torch.rand(40, 28, 28, generator=g), torch.arange(40) % 10, 12, seed=1)
     vae = MultiDigitVAE(canvas_channels=(4,), canvas_features=8, state_dim=4, digit_hidden=(8,))
     count_probs = torch.nn.functional.one_hot(data.counts, 4).float()
     digit_probs = torch.nn.functional.one_hot(data.digits.clamp(min=0), 10).float()
+    return data, vae, count_probs, digit_probs
+
+
+def test_scores_of_a_perfect_and_of_a_damaged_reading():
+    data, vae, count_probs, digit_probs = true_reading()
     perfect = Reading(count_probs, data.wheres.clone(), digit_probs, torch.zeros(12, 3, 10), data.patches)
     vae.read_canvases = lambda canvases: perfect
     assert multi_mnist.evaluate(vae, data) == {
@@ -68,11 +74,7 @@ def test_match_steps_assigns_by_least_summed_distance():
 
 
 def test_matched_scores_ignore_the_reading_order():
-    g = torch.Generator().manual_seed(0)
-    data = make_multi_mnist(torch.rand(40, 28, 28, generator=g), torch.arange(40) % 10, 12, seed=1)
-    vae = MultiDigitVAE(canvas_channels=(4,), canvas_features=8, state_dim=4, digit_hidden=(8,))
-    count_probs = torch.nn.functional.one_hot(data.counts, 4).float()
-    digit_probs = torch.nn.functional.one_hot(data.digits.clamp(min=0), 10).float()
+    data, vae, count_probs, digit_probs = true_reading()
     wheres = data.wheres.clone()
     rows = (data.counts == 3).nonzero()[:, 0]
     order = torch.tensor([2, 0, 1])  # every three-digit canvas read right to left, starting in the middle

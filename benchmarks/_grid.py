@@ -1,0 +1,46 @@
+"""Grids of experiment runs for the benchmark scripts: train each configuration once (resuming an
+interrupted run, skipping a finished one), several at a time, and summarise seeds as mean ± std."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def train_once(module: str, arguments: Sequence[str], out: Path) -> None:
+    """``python -m <module> <arguments> --out <out> --no-progress`` unless ``out/results.json`` exists;
+    ``--resume`` when ``out`` holds a checkpoint. One thread unless ``$OMP_NUM_THREADS`` says otherwise;
+    the output goes to ``out/log.txt``."""
+    if (out / "results.json").is_file():
+        return
+    resume = ["--resume"] if (out / "checkpoint.pt").is_file() else []
+    out.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    command = [sys.executable, "-m", module, *arguments, "--out", str(out), "--no-progress", *resume]
+    with open(out / "log.txt", "a") as log:
+        print(" ".join(command), flush=True)
+        subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def run_all(jobs: Sequence[Callable[[], None]], parallel: int) -> None:
+    """Call every job, ``parallel`` at a time; the first failure is raised once all have ended."""
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+
+
+def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:
+    """``"mean ± std (n=N)"`` of ``scale * values`` (``"—"`` for none, no std for one)."""
+    if not values:
+        return "—"
+    mean = scale * statistics.fmean(values)
+    if len(values) == 1:
+        return f"{mean:.{digits}f} (n=1)"
+    return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f} (n={len(values)})"
