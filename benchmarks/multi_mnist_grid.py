@@ -1,0 +1,96 @@
+"""Siddharth et al.'s Multi-MNIST evaluation (section 4.3): count accuracy against the number of labelled
+canvases, and the digits read by a nested MNIST model, as a grid of ``python -m models.multi_mnist`` runs.
+
+    python benchmarks/multi_mnist_grid.py --labelled 20 100 1000 --seeds 0 1 2 \\
+        --nested-mnist runs/mnist_table1/table/l3000_r0.05_s0
+
+Runs (every seed): a new digit model at each ``--labelled`` count; with ``--nested-mnist``, also the SSVAE
+of that ``python -m models.mnist`` run nested at ``--nested-labelled`` canvases, frozen and fine-tuned
+(``--finetune-nested``). Each run lands in ``--runs/<name>_s<seed>`` and is never repeated (an interrupted
+one is resumed). Prints and writes ``multi_mnist.md``: mean ± std over seeds of the test scores of
+``models.multi_mnist`` (matched = each true digit against the inferred step whose centre is closest).
+Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._grid import mean_std, run_all, train_once  # noqa: E402
+
+SCORES = [
+    ("count accuracy (%)", "test_count_accuracy", 100),
+    ("digit accuracy, left to right (%)", "test_digit_accuracy", 100),
+    ("digit accuracy, matched (%)", "test_matched_digit_accuracy", 100),
+    ("canvas accuracy (%)", "test_canvas_accuracy", 100),
+    ("centre error, matched (px)", "test_matched_position_error_px", 1),
+]
+
+
+def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Run name → ``models.multi_mnist`` arguments (without the seed)."""
+    runs = {f"l{m}": ["--labelled-canvases", str(m)] for m in args.labelled}
+    if args.nested_mnist is not None:
+        nested = ["--labelled-canvases", str(args.nested_labelled), "--nested-mnist", str(args.nested_mnist)]
+        runs[f"nested_l{args.nested_labelled}"] = nested
+        runs[f"finetuned_l{args.nested_labelled}"] = [*nested, "--finetune-nested"]
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--labelled", type=int, nargs="+", default=[20, 100, 1000], help="labelled canvases")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--nested-mnist", type=Path, default=None, help="run directory of models.mnist")
+    parser.add_argument(
+        "--nested-labelled", type=int, default=100, help="labelled canvases of the nested runs"
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "multi_mnist_grid")
+    parser.add_argument("--data", type=Path, default=None)
+    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    args = parser.parse_args(argv)
+    data = [] if args.data is None else ["--data", str(args.data)]
+    runs = configurations(args)
+    if not args.summary_only:
+        calls = [
+            functools.partial(
+                train_once,
+                "models.multi_mnist",
+                [*arguments, "--seed", str(seed), *data],
+                args.runs / f"{name}_s{seed}",
+            )
+            for seed in args.seeds
+            for name, arguments in runs.items()
+        ]
+        run_all(calls, args.jobs)
+    lines = [
+        f"Multi-MNIST test scores, mean ± std over seeds {args.seeds}",
+        "",
+        "| run | " + " | ".join(title for title, _, _ in SCORES) + " | training time per run (s) |",
+        "|---|" + "---|" * (len(SCORES) + 1),
+    ]
+    for name in runs:
+        paths = [args.runs / f"{name}_s{seed}" / "results.json" for seed in args.seeds]
+        done = [json.loads(path.read_text()) for path in paths if path.is_file()]
+        cells = [mean_std([r[key] for r in done], scale=scale, digits=1) for _, key, scale in SCORES]
+        seconds = f"{sum(r['train_seconds'] for r in done) / len(done):.0f}" if done else "—"
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds} |")
+    table = "\n".join(lines)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    (args.runs / "multi_mnist.md").write_text(table + "\n")
+    print(table)
+    return table
+
+
+if __name__ == "__main__":
+    main()
