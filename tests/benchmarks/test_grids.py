@@ -1,0 +1,123 @@
+"""The benchmark grids' bookkeeping: which runs are trained or resumed, and the summaries of finished runs
+(fabricated ``results.json`` files here, so nothing is trained)."""
+
+import json
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import _grid, decomposition_grid, multi_mnist_grid
+
+
+def write_results(out, **scores):
+    out.mkdir(parents=True)
+    (out / "results.json").write_text(json.dumps({"train_seconds": 10.0, **scores}))
+
+
+def test_mean_std_formats_the_sample_mean_and_standard_deviation():
+    assert _grid.mean_std([]) == "—"
+    assert _grid.mean_std([0.25], scale=100, digits=1) == "25.0 (n=1)"
+    values = [0.1, 0.2, 0.6]
+    expected = f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f} (n=3)"
+    assert _grid.mean_std(values, scale=100) == expected == "30.00 ± 26.46 (n=3)"
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    """The command lines ``train_once`` would run."""
+    issued = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: issued.append(command))
+    return issued
+
+
+def test_train_once_starts_resumes_and_skips(tmp_path, commands):
+    fresh, interrupted, finished = tmp_path / "fresh", tmp_path / "interrupted", tmp_path / "finished"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.pt").write_bytes(b"")
+    write_results(finished)
+    for out in (fresh, interrupted, finished):
+        _grid.train_once("models.mnist", ["--seed", "3"], out)
+    assert commands == [
+        [sys.executable, "-m", "models.mnist", "--seed", "3", "--out", str(fresh), "--no-progress"],
+        [
+            sys.executable,
+            "-m",
+            "models.mnist",
+            "--seed",
+            "3",
+            "--out",
+            str(interrupted),
+            "--no-progress",
+            "--resume",
+        ],
+    ]
+    assert (fresh / "log.txt").is_file()
+
+
+def test_run_all_calls_every_job_and_raises_the_first_failure():
+    called = []
+
+    def fail():
+        called.append("fail")
+        raise RuntimeError("run failed")
+
+    with pytest.raises(RuntimeError, match="run failed"):
+        _grid.run_all([lambda: called.append("a"), fail, lambda: called.append("b")], parallel=2)
+    assert sorted(called) == ["a", "b", "fail"]
+
+
+def test_sparsity_summary_of_finished_runs(tmp_path, commands):
+    grid = tmp_path / "sparsity"
+    write_results(grid / "g0.8_a100_s0", hoyer_sparsity=0.3, test_log_likelihood_bound=-700.0)
+    write_results(grid / "g0.8_a100_s1", hoyer_sparsity=0.5, test_log_likelihood_bound=-710.0)
+    argv = ["sparsity", "--summary-only", "--runs", str(tmp_path), "--gammas", "0.8", "--alphas", "0", "100"]
+    decomposition_grid.main([*argv, "--seeds", "0", "1"])
+    rows = (grid / "sparsity.md").read_text().splitlines()
+    assert "| 0.8 | 0 | — | — | — |" in rows
+    assert "| 0.8 | 100 | 0.400 ± 0.141 (n=2) | -705.0 ± 7.1 (n=2) | 10 |" in rows
+    assert commands == []
+
+
+def test_independence_grid_trains_missing_runs_and_plots(tmp_path, commands):
+    grid = tmp_path / "independence"
+    write_results(
+        grid / "anisotropic_b4_s0", factor_vae_eval_accuracy=0.75, mig=0.1, factor_vae_num_active_dims=5
+    )
+    argv = [
+        "independence",
+        "--runs",
+        str(tmp_path),
+        "--priors",
+        "anisotropic",
+        "--betas",
+        "1",
+        "4",
+        "--jobs",
+        "1",
+    ]
+    decomposition_grid.main(argv)
+    (command,) = commands
+    assert command[command.index("--out") + 1] == str(grid / "anisotropic_b1_s0")
+    assert command[3:9] == ["dsprites", "--prior", "anisotropic", "--beta", "1", "--seed"]
+    rows = (grid / "independence.md").read_text().splitlines()
+    assert "| anisotropic | 4 | 0.750 (n=1) | 0.100 (n=1) | 5.0 (n=1) | 10 |" in rows
+    assert (grid / "independence.png").stat().st_size > 0
+
+
+def test_multi_mnist_summary_scales_accuracies_to_percent(tmp_path):
+    scores = dict(
+        test_count_accuracy=0.9,
+        test_digit_accuracy=0.2,
+        test_matched_digit_accuracy=0.25,
+        test_canvas_accuracy=0.4,
+        test_matched_position_error_px=3.5,
+    )
+    write_results(tmp_path / "l20_s0", **scores)
+    table = multi_mnist_grid.main(
+        ["--summary-only", "--runs", str(tmp_path), "--labelled", "20", "--seeds", "0"]
+    )
+    assert (
+        "| l20 | 90.0 (n=1) | 20.0 (n=1) | 25.0 (n=1) | 40.0 (n=1) | 3.5 (n=1) | 10 |" in table.splitlines()
+    )
