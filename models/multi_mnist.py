@@ -260,7 +260,6 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         train_data.counts, args.labelled_canvases, seed=args.seed, num_classes=MAX_DIGITS + 1
     )
     sampler = SemiSupervisedBatchSampler(split, args.batch_size, rho=args.rho, seed=args.seed)
-    alpha = args.alpha
 
     digit_model, nested_config = None, None
     if args.nested_mnist is not None:
@@ -288,7 +287,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     _semi_supervised.write_config(args.out, config, resume=args.resume)
     vae = build_model(config, digit_model)
     elbo = SemiSupervisedELBO(
-        alpha=alpha,
+        alpha=args.alpha,
         relax=digit_sites(MAX_DIGITS, args.temperature),
         num_importance_samples=args.importance_samples,
         max_plate_nesting=1,
@@ -306,8 +305,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         kind = f"{state} nested digit model from {args.nested_mnist}"
     print(
         f"multi_mnist: {split.num_labelled} labelled, {split.num_unlabelled} unlabelled training canvases, "
-        f"{len(test_data)} test canvases; rho={sampler.rho:.4g}, alpha={alpha:.4g}; {kind}; run directory "
-        f"{args.out}"
+        f"{len(test_data)} test canvases; rho={sampler.rho:.4g}, alpha={args.alpha:.4g}; {kind}; "
+        f"run directory {args.out}"
     )
     began = time.perf_counter()
     history = fit(
@@ -331,7 +330,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "num_train": len(train_data),
         "num_test": len(test_data),
         "rho": sampler.rho,
-        "alpha": alpha,
+        "alpha": args.alpha,
         "epochs": args.epochs,
         **{f"test_{name}": value for name, value in scores.items()},
         **run_timing(history, began),
