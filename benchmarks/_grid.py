@@ -3,11 +3,12 @@ interrupted run, skipping a finished one), several at a time, and summarise seed
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,3 +45,14 @@ def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> st
     if len(values) == 1:
         return f"{mean:.{digits}f} (n=1)"
     return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f} (n={len(values)})"
+
+
+def finished(outs: Iterable[Path]) -> list[dict]:
+    """The ``results.json`` of each run directory in ``outs`` that has one (unfinished runs left out)."""
+    paths = [out / "results.json" for out in outs]
+    return [json.loads(path.read_text()) for path in paths if path.is_file()]
+
+
+def mean_seconds(done: Sequence[dict]) -> str:
+    """The mean training time of finished runs in whole seconds (``"—"`` for none)."""
+    return f"{statistics.fmean(r['train_seconds'] for r in done):.0f}" if done else "—"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +33,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._grid import mean_std, run_all, train_once  # noqa: E402
+from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
 
 FACTOR_VAE_VOTES = [
     "--metric-option",
@@ -42,11 +41,6 @@ FACTOR_VAE_VOTES = [
     "--metric-option",
     "factor_vae.num_eval=1000",
 ]
-
-
-def results(out: Path) -> dict | None:
-    path = out / "results.json"
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def train_grid(runs: dict[tuple, Path], arguments: dict[tuple, list[str]], args: argparse.Namespace) -> None:
@@ -91,14 +85,12 @@ def independence(args: argparse.Namespace) -> str:
     for prior in args.priors:
         per_beta = {}
         for beta in args.betas:
-            done = [r for seed in args.seeds if (r := results(runs[prior, beta, seed])) is not None]
+            done = finished(runs[prior, beta, seed] for seed in args.seeds)
             per_beta[beta] = scores = [r["factor_vae_eval_accuracy"] for r in done]
-            seconds = f"{sum(r['train_seconds'] for r in done) / len(done):.0f}" if done else "—"
             mig = mean_std([r["mig"] for r in done], digits=3)
             active = mean_std([r["factor_vae_num_active_dims"] for r in done], digits=1)
-            lines.append(
-                f"| {prior} | {beta:g} | {mean_std(scores, digits=3)} | {mig} | {active} | {seconds} |"
-            )
+            score = mean_std(scores, digits=3)
+            lines.append(f"| {prior} | {beta:g} | {score} | {mig} | {active} | {mean_seconds(done)} |")
         betas = [beta for beta, scores in per_beta.items() if scores]
         (line,) = ax.plot(betas, [sum(per_beta[b]) / len(per_beta[b]) for b in betas], "-", label=prior)
         points = [(beta, score) for beta in betas for score in per_beta[beta]]
@@ -145,11 +137,11 @@ def sparsity(args: argparse.Namespace) -> str:
     ]
     for gamma in args.gammas:
         for alpha in args.alphas:
-            done = [r for seed in args.seeds if (r := results(runs[gamma, alpha, seed])) is not None]
-            seconds = f"{sum(r['train_seconds'] for r in done) / len(done):.0f}" if done else "—"
+            done = finished(runs[gamma, alpha, seed] for seed in args.seeds)
             lines.append(
                 f"| {gamma:g} | {alpha:g} | {mean_std([r['hoyer_sparsity'] for r in done], digits=3)} | "
-                f"{mean_std([r['test_log_likelihood_bound'] for r in done], digits=1)} | {seconds} |"
+                f"{mean_std([r['test_log_likelihood_bound'] for r in done], digits=1)} | "
+                f"{mean_seconds(done)} |"
             )
     table = "\n".join(lines)
     grid.mkdir(parents=True, exist_ok=True)

@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._grid import mean_std, run_all, train_once  # noqa: E402
+from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
 
 SCORES = [
     ("count accuracy (%)", "test_count_accuracy", 100),
@@ -80,11 +79,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         "|---|" + "---|" * (len(SCORES) + 1),
     ]
     for name in runs:
-        paths = [args.runs / f"{name}_s{seed}" / "results.json" for seed in args.seeds]
-        done = [json.loads(path.read_text()) for path in paths if path.is_file()]
+        done = finished(args.runs / f"{name}_s{seed}" for seed in args.seeds)
         cells = [mean_std([r[key] for r in done], scale=scale, digits=1) for _, key, scale in SCORES]
-        seconds = f"{sum(r['train_seconds'] for r in done) / len(done):.0f}" if done else "—"
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {seconds} |")
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean_seconds(done)} |")
     table = "\n".join(lines)
     args.runs.mkdir(parents=True, exist_ok=True)
     (args.runs / "multi_mnist.md").write_text(table + "\n")
