@@ -12,7 +12,8 @@ trains :class:`~models.ss_vae.SSVAE` with :class:`~pyro_partial.infer.SemiSuperv
   selection on the 10,000 validation images, as Pyro's SS-VAE example reports), time, the exact command,
   versions and seed.
 
-It also renders a run's figures (:func:`plot`): reconstructions, analogies and style variation.
+It also renders a run's figures (:func:`plot`): reconstructions, analogies, style variation and the
+learning curves of ``metrics.csv``.
 
 The classifier weight α is per labelled row and defaults to 50: Kingma et al.'s α = 0.1·N spread over
 M = 100 labels of N = 50,000 images (Pyro's SS-VAE tutorial uses 46). The rule α = 0.1/ρ that
@@ -47,6 +48,7 @@ from pyro_partial.training import (
     load_trained_module,
     parse_recording_command,
     parsed_arguments,
+    plot_learning_curves,
     run_timing,
     write_results,
 )
@@ -273,7 +275,8 @@ def plot(
         "Write PNG figures of a trained run: reconstructions.png (test images over their "
         "reconstructions), analogies.png (rows: test images; columns: the image, then its inferred "
         "style with digit 0..9) and style_variation_<digit>.png (digit fixed; row d varies style "
-        "dimension d over --values).",
+        "dimension d over --values), learning_curves.png (labelled-training, validation and test error per "
+        "epoch).",
         num_images=8,
         images="test images",
     )
@@ -290,5 +293,13 @@ def plot(
     rows = torch.randperm(len(test_x), generator=generator)[: args.num_images]
     pyro.set_rng_seed(args.seed)  # the "paper" guide's classifier samples styles
     paths = write_figures(vae, test_x[rows], args.out, labels=args.digits, values=args.values)
+    paths["learning_curves"] = plot_learning_curves(
+        args.run / "metrics.csv",
+        ["labelled_train_error", "val_error", "test_error"],
+        args.out / "learning_curves.png",
+        ylabel="error (%)",
+        scale=100,
+        title=f"{name}: classification error of q(y | x) per epoch",
+    )
     print(f"wrote {', '.join(str(path) for path in paths.values())}")
     return paths

@@ -1,4 +1,5 @@
-"""Training utilities: an SVI epoch loop, atomic checkpoints with exact resumption, run records."""
+"""Training utilities: an SVI epoch loop, atomic checkpoints with exact resumption, run records and their
+learning curves."""
 
 from pyro_partial.training.checkpoint import (
     atomic_write,
@@ -6,6 +7,7 @@ from pyro_partial.training.checkpoint import (
     load_trained_module,
     save_checkpoint,
 )
+from pyro_partial.training.curves import plot_learning_curves
 from pyro_partial.training.loop import fit
 from pyro_partial.training.records import (
     MetricsCSV,
@@ -24,6 +26,7 @@ __all__ = [
     "environment",
     "parse_recording_command",
     "parsed_arguments",
+    "plot_learning_curves",
     "run_timing",
     "fit",
     "load_checkpoint",

@@ -50,7 +50,7 @@ def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_t
 
     paths = mnist.plot(["--run", str(run), *data, "--num-images", "3", "--digits", "4"])
 
-    assert sorted(paths) == ["analogies", "reconstructions", "style_variation_4"]
+    assert sorted(paths) == ["analogies", "learning_curves", "reconstructions", "style_variation_4"]
     assert all(path.parent == run / "figures" for path in paths.values())
     # 3 rows of (input, digits 0..9), 28-pixel images, 2-pixel padding, every pixel doubled
     assert matplotlib.image.imread(paths["analogies"]).shape[:2] == (2 * (3 * 30 + 2), 2 * (11 * 30 + 2))
