@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
-import json
 import statistics
 import sys
 from dataclasses import dataclass
@@ -38,7 +37,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks._grid import mean_std, run_all, train_once  # noqa: E402
+from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
 from models.ss_vae import SSVAE  # noqa: E402
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
@@ -89,11 +88,6 @@ def percent(values: list[float]) -> str:
     return mean_std(values, scale=100)
 
 
-def seconds(out: Path) -> float | None:
-    path = out / "results.json"
-    return json.loads(path.read_text())["train_seconds"] if path.is_file() else None
-
-
 def table(args: argparse.Namespace) -> str:
     jobs = [Run(labels, args.rho, seed, args.epochs) for seed in args.seeds for labels in args.labels]
     grid = args.runs / "table"
@@ -110,9 +104,9 @@ def table(args: argparse.Namespace) -> str:
     for labels in args.labels:
         found = [(job, read_errors(job.directory(args.runs, "table"), args.epochs)) for job in jobs]
         errors = [e for job, e in found if job.labels == labels and e is not None]
-        times = [seconds(job.directory(args.runs, "table")) for job in jobs if job.labels == labels]
-        times = [t for t in times if t is not None]
-        time_text = f"{statistics.fmean(times):.0f}" if times else "—"
+        time_text = mean_seconds(
+            finished(job.directory(args.runs, "table") for job in jobs if job.labels == labels)
+        )
         published = [
             f"{numbers[labels]}{' (unconfirmed)' if (name, labels) in UNCONFIRMED else ''}"
             for name, numbers in PUBLISHED.items()
