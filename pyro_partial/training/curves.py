@@ -28,8 +28,11 @@ def plot_learning_curves(
     :param columns: names of numeric columns; each must be in the file's header.
     :param scale: e.g. 100 to plot error rates in percent.
     :returns: the path written.
+    :raises FileNotFoundError: no file at ``metrics_csv``.
     :raises ValueError: the file has no rows, or lacks one of ``columns``.
     """
+    if not Path(metrics_csv).is_file():
+        raise FileNotFoundError(f"no metrics file at {metrics_csv}: a run writes it after its first epoch")
     rows = MetricsCSV(metrics_csv).rows
     if not rows:
         raise ValueError(f"{metrics_csv} has no rows of metrics")

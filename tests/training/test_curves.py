@@ -43,3 +43,8 @@ def test_learning_curves_need_rows(tmp_path):
     (tmp_path / "metrics.csv").write_text("epoch,val_error\n")
     with pytest.raises(ValueError, match="has no rows"):
         plot_learning_curves(tmp_path / "metrics.csv", ["val_error"], tmp_path / "curves.png", ylabel="%")
+
+
+def test_learning_curves_name_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no metrics file at .*metrics.csv"):
+        plot_learning_curves(tmp_path / "metrics.csv", ["val_error"], tmp_path / "curves.png", ylabel="%")
