@@ -15,11 +15,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_once(module: str, arguments: Sequence[str], out: Path) -> None:
-    """``python -m <module> <arguments> --out <out> --no-progress`` unless ``out/results.json`` exists;
+def train_once(module: str, arguments: Sequence[str], out: Path, epochs: int | None = None) -> None:
+    """``python -m <module> <arguments> --out <out> --no-progress`` unless the run is finished;
     ``--resume`` when ``out`` holds a checkpoint. One thread unless ``$OMP_NUM_THREADS`` says otherwise;
-    the output goes to ``out/log.txt``."""
-    if (out / "results.json").is_file():
+    the output goes to ``out/log.txt``.
+
+    A run is finished when ``out/results.json`` exists and, if ``epochs`` is given, records at least that
+    many epochs: a shorter finished run is resumed and trained on (``arguments`` must then ask for
+    ``epochs``)."""
+    results = out / "results.json"
+    if results.is_file() and (epochs is None or json.loads(results.read_text())["epochs"] >= epochs):
         return
     resume = ["--resume"] if (out / "checkpoint.pt").is_file() else []
     out.mkdir(parents=True, exist_ok=True)

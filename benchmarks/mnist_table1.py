@@ -7,7 +7,9 @@ supervision-rate experiment, as grids of ``python -m models.mnist`` runs and the
 
 Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``results.json`` exists are not
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
-(``--summary-only``). ``table`` prints mean ± std of the test error per label count beside the published
+(``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
+``--z-dim`` and ``--lr`` change the model settings of every ``table`` run (and name its directory).
+``table`` prints mean ± std of the test error per label count beside the published
 numbers and writes ``table1.md``; ``rho`` draws the error against ρ (``supervision_rate.png``) and
 writes ``supervision_rate.md``. Both report the final test error and the test error at the epoch of
 lowest validation error (model selection on the 10,000 validation images, as Pyro's SS-VAE example
@@ -61,13 +63,21 @@ class Run:
     rho: str  # "natural" or a number as text
     seed: int
     epochs: int
+    z_dim: str | None = None  # None: the experiment's default; otherwise as given on the command line
+    lr: str | None = None
 
     def directory(self, runs: Path, grid: str) -> Path:
-        return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}"
+        """``l<labels>_r<rho>_s<seed>``, with ``_z<dim>`` and ``_lr<rate>`` where they are not defaults."""
+        name = f"l{self.labels}_r{self.rho}_s{self.seed}"
+        name += "" if self.z_dim is None else f"_z{self.z_dim}"
+        name += "" if self.lr is None else f"_lr{self.lr}"
+        return runs / grid / name
 
     def arguments(self, data: Path | None) -> list[str]:
         args = ["--labels", str(self.labels), "--epochs", str(self.epochs), "--seed", str(self.seed)]
         args += [] if self.rho == "natural" else ["--rho", self.rho]
+        args += [] if self.z_dim is None else ["--z-dim", self.z_dim]
+        args += [] if self.lr is None else ["--lr", self.lr]
         return args + ([] if data is None else ["--data", str(data)])
 
 
@@ -89,12 +99,18 @@ def percent(values: list[float]) -> str:
 
 
 def table(args: argparse.Namespace) -> str:
-    jobs = [Run(labels, args.rho, seed, args.epochs) for seed in args.seeds for labels in args.labels]
+    jobs = [
+        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr)
+        for labels in args.labels
+        for seed in args.seeds
+    ]
     grid = args.runs / "table"
     if not args.summary_only:
         execute(jobs, args.runs, "table", args.data, args.jobs)
     lines = [
-        f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}:",
+        f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}"
+        + "".join(f", {name} = {value}" for name, value in (("z", args.z_dim), ("lr", args.lr)) if value)
+        + ":",
         "",
         "| labels | final epoch | best validation epoch | training time per run (s) | "
         + " | ".join(PUBLISHED)
@@ -233,7 +249,9 @@ def directory(job: Run, args: argparse.Namespace) -> Path:
 def execute(jobs: list[Run], runs: Path, grid: str, data: Path | None, parallel: int) -> None:
     """Train every job unless done (``train_once``), ``parallel`` at a time."""
     calls = [
-        functools.partial(train_once, "models.mnist", job.arguments(data), job.directory(runs, grid))
+        functools.partial(
+            train_once, "models.mnist", job.arguments(data), job.directory(runs, grid), epochs=job.epochs
+        )
         for job in jobs
     ]
     run_all(calls, parallel)
@@ -248,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="table: 0 1 2; rho: 0")
     parser.add_argument("--epochs", type=int, default=None, help="table: 5; rho: 3")
     parser.add_argument("--rho", default="0.05", help="table: the supervision rate of every run ('natural')")
+    parser.add_argument("--z-dim", default=None, help="table: style dimension (default: models.mnist's)")
+    parser.add_argument("--lr", default=None, help="table: learning rate (default: models.mnist's)")
     parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])
     parser.add_argument("--table-epochs", type=int, default=5, help="rho: epochs of the table grid's runs")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")

@@ -39,14 +39,29 @@ class MLP(nn.Sequential):
 class ConcatMLP(MLP):
     """An :class:`MLP` applied to the concatenation of several inputs along the last dimension.
 
-    Inputs are broadcast against each other in their batch dimensions first, so an enumerated label of
-    shape ``(10, 1, 10)`` combines with data of shape ``(B, 784)`` into ``(10, B, 794)``.
+    Inputs broadcast against each other in their batch dimensions, so an enumerated label of shape
+    ``(10, 1, 10)`` combines with data of shape ``(B, 784)`` into a ``(10, B, ·)`` output. The
+    concatenation is never built: the first layer is applied to each input with its own block of columns,
+    ``W [x; y] + b = W_x x + W_y y + b``, and the blocks are summed with broadcasting, so the large input
+    is multiplied once rather than once per enumerated value (the same parameters and results as
+    concatenating first).
     """
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        batch_shape = torch.broadcast_shapes(*(x.shape[:-1] for x in inputs))
-        expanded = [x.expand(*batch_shape, x.shape[-1]) for x in inputs]
-        return super().forward(torch.cat(expanded, dim=-1))
+        widths = [x.shape[-1] for x in inputs]
+        if sum(widths) != self.in_features:
+            raise ValueError(
+                f"{type(self).__name__} expects inputs whose last dimensions add up to {self.in_features}, "
+                f"got {widths}"
+            )
+        first, *rest = self
+        weights = first.weight.split(widths, dim=-1)
+        hidden = first.bias
+        for x, weight in zip(inputs, weights, strict=True):
+            hidden = hidden + nn.functional.linear(x, weight)
+        for layer in rest:
+            hidden = layer(hidden)
+        return hidden
 
 
 class GaussianHead(nn.Module):
