@@ -120,9 +120,8 @@ def table(args: argparse.Namespace) -> str:
     for labels in args.labels:
         found = [(job, read_errors(job.directory(args.runs, "table"), args.epochs)) for job in jobs]
         errors = [e for job, e in found if job.labels == labels and e is not None]
-        time_text = mean_seconds(
-            finished(job.directory(args.runs, "table") for job in jobs if job.labels == labels)
-        )
+        done = finished(job.directory(args.runs, "table") for job in jobs if job.labels == labels)
+        time_text = mean_seconds([run for run in done if run["epochs"] == args.epochs])
         published = [
             f"{numbers[labels]}{' (unconfirmed)' if (name, labels) in UNCONFIRMED else ''}"
             for name, numbers in PUBLISHED.items()

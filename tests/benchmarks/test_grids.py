@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmarks import _grid, decomposition_grid, multi_mnist_grid
+from benchmarks import _grid, decomposition_grid, mnist_table1, multi_mnist_grid
 
 
 def write_results(out, **scores):
@@ -54,6 +54,63 @@ def test_train_once_starts_resumes_and_skips(tmp_path, commands):
         ],
     ]
     assert (fresh / "log.txt").is_file()
+
+
+def test_train_once_trains_on_a_finished_run_asked_for_more_epochs(tmp_path, commands):
+    short, long = tmp_path / "short", tmp_path / "long"
+    for out, epochs in ((short, 100), (long, 130)):
+        write_results(out, epochs=epochs)
+        (out / "checkpoint.pt").write_bytes(b"")
+        _grid.train_once("models.mnist", ["--epochs", "130"], out, epochs=130)
+    assert commands == [
+        [
+            sys.executable,
+            "-m",
+            "models.mnist",
+            "--epochs",
+            "130",
+            "--out",
+            str(short),
+            "--no-progress",
+            "--resume",
+        ]
+    ]
+
+
+def write_mnist_run(out, test_errors, val_errors, seconds=100.0):
+    """A finished ``models.mnist`` run directory with these per-epoch errors."""
+    out.mkdir(parents=True)
+    rows = ["epoch,loss,seconds,val_error,test_error,labelled_train_error"]
+    rows += [f"{i},1.0,1.0,{v},{t},0.0" for i, (t, v) in enumerate(zip(test_errors, val_errors, strict=True))]
+    (out / "metrics.csv").write_text("\n".join(rows) + "\n")
+    (out / "results.json").write_text(json.dumps({"epochs": len(test_errors), "train_seconds": seconds}))
+
+
+def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
+    run = mnist_table1.Run(100, "0.2", 1, 130, z_dim="50", lr="4.2e-4")
+    assert run.directory(mnist_table1.ROOT, "table").name == "l100_r0.2_s1_z50_lr4.2e-4"
+    assert run.arguments(None) == [
+        *("--labels", "100", "--epochs", "130", "--seed", "1"),
+        *("--rho", "0.2", "--z-dim", "50", "--lr", "4.2e-4"),
+    ]
+    default = mnist_table1.Run(600, "natural", 0, 3)
+    assert default.directory(mnist_table1.ROOT, "table").name == "l600_rnatural_s0"
+    assert default.arguments(None) == ["--labels", "600", "--epochs", "3", "--seed", "0"]
+
+
+def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands):
+    grid = tmp_path / "table"
+    # seed 0: best validation at epoch 1; seed 1 trained longer: only its first 3 epochs count
+    write_mnist_run(grid / "l100_r0.2_s0_z50", [0.3, 0.1, 0.2], [0.3, 0.1, 0.2], seconds=30.0)
+    write_mnist_run(grid / "l100_r0.2_s1_z50", [0.5, 0.4, 0.3, 0.0], [0.5, 0.4, 0.3, 0.0], seconds=40.0)
+    argv = ["table", "--summary-only", "--runs", str(tmp_path), "--rho", "0.2", "--z-dim", "50"]
+    mnist_table1.main([*argv, "--labels", "100", "600", "--seeds", "0", "1", "--epochs", "3"])
+    rows = (grid / "table1.md").read_text().splitlines()
+    assert rows[0].endswith("3 epochs, ρ = 0.2, z = 50:")
+    # final: 0.2 and 0.3; best validation: 0.1 and 0.3; time only from the run of exactly 3 epochs
+    assert rows[4].startswith("| 100 | 25.00 ± 7.07 (n=2) | 20.00 ± 14.14 (n=2) | 30 | 9.71 | 11.97 |")
+    assert rows[5].startswith("| 600 | — | — | — |")
+    assert commands == []
 
 
 def test_run_all_calls_every_job_and_raises_the_first_failure():
