@@ -9,15 +9,15 @@ Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``resul
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
 (``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
 ``--z-dim`` and ``--lr`` change the model settings of every ``table`` run (and name its directory).
-``table`` prints mean ± std of the test error per label count beside the published
-numbers and writes ``table1.md``; ``rho`` draws the error against ρ (``supervision_rate.png``) and
-writes ``supervision_rate.md``. Both report the final test error and the test error at the epoch of
-lowest validation error (model selection on the 10,000 validation images, as Pyro's SS-VAE example
-does). ``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10, softplus) on the
-labelled images alone (cross-entropy, Adam 1e-3, batches of 100, 60 passes over the labels, the same
-class-balanced labelled subset and the same model selection): what the labels give without the
-unlabelled images. With ``--epochs E`` the ``rho`` grid reads the first E epochs of any longer run with
-the same labels, ρ and seed from the ``table`` grid (per-epoch errors are in each run's ``metrics.csv``).
+``table`` prints mean ± std of the test error per label count beside the published numbers and writes
+``table1.md`` and ``table1_curves.png`` (test error against epochs per run); ``rho`` draws the error against
+ρ (``supervision_rate.png``) and writes ``supervision_rate.md``. Both report the final test error and the
+test error at the epoch of lowest validation error (model selection on the 10,000 validation images, as
+Pyro's SS-VAE example does). ``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10,
+softplus) on the labelled images alone (cross-entropy, Adam 1e-3, batches of 100, 60 passes over the labels,
+the same class-balanced labelled subset and the same model selection): what the labels give without the
+unlabelled images. With ``--epochs E`` the ``rho`` grid reads the first E epochs of any longer run with the
+same labels, ρ and seed from the ``table`` grid (per-epoch errors are in each run's ``metrics.csv``).
 Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 """
 
@@ -81,13 +81,18 @@ class Run:
         return args + ([] if data is None else ["--data", str(data)])
 
 
-def read_errors(out: Path, epochs: int) -> tuple[float, float] | None:
-    """(final test error, test error at the best validation epoch) over the first ``epochs`` epochs."""
+def read_rows(out: Path) -> list[dict[str, str]]:
+    """The rows of a run's ``metrics.csv`` (none before its first epoch)."""
     path = out / "metrics.csv"
     if not path.is_file():
-        return None
+        return []
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))[:epochs]
+        return list(csv.DictReader(f))
+
+
+def read_errors(out: Path, epochs: int) -> tuple[float, float] | None:
+    """(final test error, test error at the best validation epoch) over the first ``epochs`` epochs."""
+    rows = read_rows(out)[:epochs]
     if len(rows) < epochs:
         return None
     best = min(rows, key=lambda row: float(row["val_error"]))
@@ -133,7 +138,32 @@ def table(args: argparse.Namespace) -> str:
     text = "\n".join(lines) + "\n"
     grid.mkdir(parents=True, exist_ok=True)
     (grid / "table1.md").write_text(text)
+    plot_table_curves(jobs, args.runs, grid / "table1_curves.png")
     return text
+
+
+def plot_table_curves(jobs: list[Run], runs: Path, path: Path) -> None:
+    """Test error against epochs, one panel per label count and one line per seed (runs started so far),
+    beside the published errors."""
+    labels = sorted({job.labels for job in jobs})
+    figure, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
+    for axis, count in zip(axes[0], labels, strict=True):
+        for job in (job for job in jobs if job.labels == count):
+            rows = read_rows(job.directory(runs, "table"))[: job.epochs]
+            epochs = [int(row["epoch"]) + 1 for row in rows]
+            axis.plot(epochs, [100 * float(row["test_error"]) for row in rows], label=f"seed {job.seed}")
+        for (name, numbers), style in zip(PUBLISHED.items(), (":", "--", "-."), strict=True):
+            axis.axhline(numbers[count], color="gray", linestyle=style, linewidth=1, label=name)
+        axis.set_title(f"{count} labels")
+        axis.set_xlabel("epochs completed")
+        axis.set_xlim(0, max(job.epochs for job in jobs))
+        axis.set_ylim(bottom=0)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("test error (%)")
+    axes[0][-1].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def supervision_rate(args: argparse.Namespace) -> str:

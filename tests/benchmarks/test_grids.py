@@ -111,6 +111,7 @@ def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands)
     assert rows[4].startswith("| 100 | 25.00 ± 7.07 (n=2) | 20.00 ± 14.14 (n=2) | 30 | 9.71 | 11.97 |")
     assert rows[5].startswith("| 600 | — | — | — |")
     assert commands == []
+    assert (grid / "table1_curves.png").stat().st_size > 0
 
 
 def test_run_all_calls_every_job_and_raises_the_first_failure():
