@@ -123,8 +123,12 @@ def table(args: argparse.Namespace) -> str:
         "|---|---|---|---|" + "---|" * len(PUBLISHED),
     ]
     for labels in args.labels:
-        found = [(job, read_errors(job.directory(args.runs, "table"), args.epochs)) for job in jobs]
-        errors = [e for job, e in found if job.labels == labels and e is not None]
+        found = [
+            read_errors(job.directory(args.runs, "table"), args.epochs)
+            for job in jobs
+            if job.labels == labels
+        ]
+        errors = [e for e in found if e is not None]
         done = finished(job.directory(args.runs, "table") for job in jobs if job.labels == labels)
         time_text = mean_seconds([run for run in done if run["epochs"] == args.epochs])
         published = [

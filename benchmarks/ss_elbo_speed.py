@@ -6,7 +6,7 @@ inputs before the first layer (what :class:`~pyro_partial.nn.ConcatMLP` did befo
 layer per input: the enumerated q(z|x, y) then multiplies every image once per class).
 
 Model: M2-sized SS-VAE (784-500-… softplus MLPs, z = 50, 10 classes), batch 200, half the rows labelled,
-Adam. All three run in one process, interleaved round-robin so machine noise hits them alike, and the
+Adam. All methods run in one process, interleaved round-robin so machine noise hits them alike, and the
 medians are printed with their ratios. Targets (issue #2): SemiSupervisedELBO ≤ 1.15× TraceEnum_ELBO
 and ≤ 1.5× the hand-written loss.
 
