@@ -24,7 +24,6 @@ Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import statistics
 import sys
@@ -43,6 +42,7 @@ from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_on
 from models.ss_vae import SSVAE  # noqa: E402
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
+from pyro_partial.training import MetricsCSV  # noqa: E402
 
 # classification error (%) reported for 100, 600, 1000, 3000 labels (docs: ../shared/notes/papers.md)
 PUBLISHED = {
@@ -83,16 +83,17 @@ class Run:
 
 def read_rows(out: Path) -> list[dict[str, str]]:
     """The rows of a run's ``metrics.csv`` (none before its first epoch)."""
-    path = out / "metrics.csv"
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+    return MetricsCSV(out / "metrics.csv").rows
 
 
 def read_errors(out: Path, epochs: int) -> tuple[float, float] | None:
     """(final test error, test error at the best validation epoch) over the first ``epochs`` epochs."""
-    rows = read_rows(out)[:epochs]
+    return first_errors(read_rows(out), epochs)
+
+
+def first_errors(rows: list[dict[str, str]], epochs: int) -> tuple[float, float] | None:
+    """:func:`read_errors` of a run's ``metrics.csv`` rows; ``None`` with fewer than ``epochs`` rows."""
+    rows = rows[:epochs]
     if len(rows) < epochs:
         return None
     best = min(rows, key=lambda row: float(row["val_error"]))
@@ -112,6 +113,7 @@ def table(args: argparse.Namespace) -> str:
     grid = args.runs / "table"
     if not args.summary_only:
         execute(jobs, args.runs, "table", args.data, args.jobs)
+    rows = {job: read_rows(job.directory(args.runs, "table")) for job in jobs}
     lines = [
         f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}"
         + "".join(f", {name} = {value}" for name, value in (("z", args.z_dim), ("lr", args.lr)) if value)
@@ -123,11 +125,7 @@ def table(args: argparse.Namespace) -> str:
         "|---|---|---|---|" + "---|" * len(PUBLISHED),
     ]
     for labels in args.labels:
-        found = [
-            read_errors(job.directory(args.runs, "table"), args.epochs)
-            for job in jobs
-            if job.labels == labels
-        ]
+        found = [first_errors(rows[job], args.epochs) for job in jobs if job.labels == labels]
         errors = [e for e in found if e is not None]
         done = finished(job.directory(args.runs, "table") for job in jobs if job.labels == labels)
         time_text = mean_seconds([run for run in done if run["epochs"] == args.epochs])
@@ -142,20 +140,21 @@ def table(args: argparse.Namespace) -> str:
     text = "\n".join(lines) + "\n"
     grid.mkdir(parents=True, exist_ok=True)
     (grid / "table1.md").write_text(text)
-    plot_table_curves(jobs, args.runs, grid / "table1_curves.png")
+    plot_table_curves(rows, grid / "table1_curves.png")
     return text
 
 
-def plot_table_curves(jobs: list[Run], runs: Path, path: Path) -> None:
-    """Test error against epochs, one panel per label count and one line per seed (runs started so far),
-    beside the published errors."""
+def plot_table_curves(rows: dict[Run, list[dict[str, str]]], path: Path) -> None:
+    """Test error against epochs from each run's ``metrics.csv`` ``rows``: one panel per label count and
+    one line per seed (runs started so far), beside the published errors."""
+    jobs = list(rows)
     labels = sorted({job.labels for job in jobs})
     figure, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
     for axis, count in zip(axes[0], labels, strict=True):
         for job in (job for job in jobs if job.labels == count):
-            rows = read_rows(job.directory(runs, "table"))[: job.epochs]
-            epochs = [int(row["epoch"]) + 1 for row in rows]
-            axis.plot(epochs, [100 * float(row["test_error"]) for row in rows], label=f"seed {job.seed}")
+            scored = rows[job][: job.epochs]
+            epochs = [int(row["epoch"]) + 1 for row in scored]
+            axis.plot(epochs, [100 * float(row["test_error"]) for row in scored], label=f"seed {job.seed}")
         for (name, numbers), style in zip(PUBLISHED.items(), (":", "--", "-."), strict=True):
             axis.axhline(numbers[count], color="gray", linestyle=style, linewidth=1, label=name)
         axis.set_title(f"{count} labels")
