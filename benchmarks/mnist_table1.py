@@ -10,7 +10,9 @@ repeated (an interrupted run is resumed), so a grid can be extended or re-summar
 (``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
 ``--z-dim`` and ``--lr`` change the model settings of every ``table`` run (and name its directory).
 ``table`` prints mean ± std of the test error per label count beside the published numbers and writes
-``table1.md`` and ``table1_curves.png`` (test error against epochs per run); ``rho`` draws the error against
+``table1_<settings>.md`` and ``table1_<settings>_curves.png`` (test error against epochs per run), where
+``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>`` and ``_lr<rate>`` as in the run directories, so
+summaries of different settings sit side by side; ``rho`` draws the error against
 ρ (``supervision_rate.png``) and writes ``supervision_rate.md``. Both report the final test error and the
 test error at the epoch of lowest validation error (model selection on the 10,000 validation images, as
 Pyro's SS-VAE example does). ``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10,
@@ -68,10 +70,16 @@ class Run:
 
     def directory(self, runs: Path, grid: str) -> Path:
         """``l<labels>_r<rho>_s<seed>``, with ``_z<dim>`` and ``_lr<rate>`` where they are not defaults."""
-        name = f"l{self.labels}_r{self.rho}_s{self.seed}"
-        name += "" if self.z_dim is None else f"_z{self.z_dim}"
-        name += "" if self.lr is None else f"_lr{self.lr}"
-        return runs / grid / name
+        return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{self.model_settings()}"
+
+    def model_settings(self) -> str:
+        """``_z<dim>`` and ``_lr<rate>`` where they are not defaults (empty when both are)."""
+        z_dim = "" if self.z_dim is None else f"_z{self.z_dim}"
+        return z_dim + ("" if self.lr is None else f"_lr{self.lr}")
+
+    def settings(self) -> str:
+        """What the runs of one table share: ``e<epochs>_r<rho>`` and :meth:`model_settings`."""
+        return f"e{self.epochs}_r{self.rho}{self.model_settings()}"
 
     def arguments(self, data: Path | None) -> list[str]:
         args = ["--labels", str(self.labels), "--epochs", str(self.epochs), "--seed", str(self.seed)]
@@ -139,8 +147,9 @@ def table(args: argparse.Namespace) -> str:
         )
     text = "\n".join(lines) + "\n"
     grid.mkdir(parents=True, exist_ok=True)
-    (grid / "table1.md").write_text(text)
-    plot_table_curves(rows, grid / "table1_curves.png")
+    stem = f"table1_{jobs[0].settings()}"
+    (grid / f"{stem}.md").write_text(text)
+    plot_table_curves(rows, grid / f"{stem}_curves.png")
     return text
 
 

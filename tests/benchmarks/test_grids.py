@@ -89,12 +89,14 @@ def write_mnist_run(out, test_errors, val_errors, seconds=100.0):
 def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
     run = mnist_table1.Run(100, "0.2", 1, 130, z_dim="50", lr="4.2e-4")
     assert run.directory(mnist_table1.ROOT, "table").name == "l100_r0.2_s1_z50_lr4.2e-4"
+    assert run.settings() == "e130_r0.2_z50_lr4.2e-4"
     assert run.arguments(None) == [
         *("--labels", "100", "--epochs", "130", "--seed", "1"),
         *("--rho", "0.2", "--z-dim", "50", "--lr", "4.2e-4"),
     ]
     default = mnist_table1.Run(600, "natural", 0, 3)
     assert default.directory(mnist_table1.ROOT, "table").name == "l600_rnatural_s0"
+    assert default.settings() == "e3_rnatural"
     assert default.arguments(None) == ["--labels", "600", "--epochs", "3", "--seed", "0"]
 
 
@@ -105,13 +107,13 @@ def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands)
     write_mnist_run(grid / "l100_r0.2_s1_z50", [0.5, 0.4, 0.3, 0.0], [0.5, 0.4, 0.3, 0.0], seconds=40.0)
     argv = ["table", "--summary-only", "--runs", str(tmp_path), "--rho", "0.2", "--z-dim", "50"]
     mnist_table1.main([*argv, "--labels", "100", "600", "--seeds", "0", "1", "--epochs", "3"])
-    rows = (grid / "table1.md").read_text().splitlines()
+    rows = (grid / "table1_e3_r0.2_z50.md").read_text().splitlines()
     assert rows[0].endswith("3 epochs, ρ = 0.2, z = 50:")
     # final: 0.2 and 0.3; best validation: 0.1 and 0.3; time only from the run of exactly 3 epochs
     assert rows[4].startswith("| 100 | 25.00 ± 7.07 (n=2) | 20.00 ± 14.14 (n=2) | 30 | 9.71 | 11.97 |")
     assert rows[5].startswith("| 600 | — | — | — |")
     assert commands == []
-    assert (grid / "table1_curves.png").stat().st_size > 0
+    assert (grid / "table1_e3_r0.2_z50_curves.png").stat().st_size > 0
 
 
 def test_run_all_calls_every_job_and_raises_the_first_failure():
