@@ -138,7 +138,7 @@ def table(args: argparse.Namespace) -> str:
         done = finished(job.directory(args.runs, "table") for job in jobs if job.labels == labels)
         time_text = mean_seconds([run for run in done if run["epochs"] == args.epochs])
         published = [
-            f"{numbers[labels]}{' (unconfirmed)' if (name, labels) in UNCONFIRMED else ''}"
+            f"{numbers[labels]:.2f}{' (unconfirmed)' if (name, labels) in UNCONFIRMED else ''}"
             for name, numbers in PUBLISHED.items()
         ]
         lines.append(
