@@ -40,7 +40,9 @@ from pyro.optim import Adam
 from models.ss_vae import GUIDES, NETWORKS, SSVAE
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
 from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
+from pyro_partial.metrics import confusion_counts, largest_confusion
 from pyro_partial.plots import parse_run_figures_args, run_figures_parser, write_figures
+from pyro_partial.plots_confusion import plot_confusion_matrix
 from pyro_partial.training import (
     add_run_arguments,
     atomic_write,
@@ -246,13 +248,14 @@ class Batches:
 
 
 @torch.no_grad()
+def predict(vae: SSVAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """q(y|x)'s most probable class ``(N,)`` for flattened images ``x`` ``(N, C·H·W)``, in batches."""
+    return torch.cat([vae.classify(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
 def error(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
     """Classification error of q(y|x)'s most probable class."""
-    wrong = sum(
-        int((vae.classify(x[i : i + batch_size]) != y[i : i + batch_size]).sum())
-        for i in range(0, len(y), batch_size)
-    )
-    return wrong / len(y)
+    return (predict(vae, x, batch_size) != y).double().mean().item()
 
 
 def load_trained(run_dir: str | Path) -> tuple[SSVAE, dict[str, Any]]:
@@ -276,7 +279,7 @@ def plot(
         "reconstructions), analogies.png (rows: test images; columns: the image, then its inferred "
         "style with digit 0..9) and style_variation_<digit>.png (digit fixed; row d varies style "
         "dimension d over --values), learning_curves.png (labelled-training, validation and test error per "
-        "epoch).",
+        "epoch) and confusion.png (test images counted by true and predicted class).",
         num_images=8,
         images="test images",
     )
@@ -288,11 +291,22 @@ def plot(
     vae, config = load_trained(args.run)
     if config["experiment"] != name:
         parser.error(f"--run {args.run} is a {config['experiment']!r} run, not {name!r}")
-    test_x, _ = load_test(args.data)
+    test_x, test_y = load_test(args.data)
     generator = torch.Generator().manual_seed(args.seed)
     rows = torch.randperm(len(test_x), generator=generator)[: args.num_images]
     pyro.set_rng_seed(args.seed)  # the "paper" guide's classifier samples styles
     paths = write_figures(vae, test_x[rows], args.out, labels=args.digits, values=args.values)
+    counts = confusion_counts(predict(vae, test_x), test_y, vae.num_classes)
+    true, predicted = largest_confusion(counts)
+    paths["confusion"] = plot_confusion_matrix(
+        counts,
+        args.out / "confusion.png",
+        title=f"{name}: test images by true class (rows) and q(y | x)'s class (columns)",
+    )
+    print(
+        f"test error {1 - counts.trace() / counts.sum():.2%}; largest confusion: {counts[true, predicted]} "
+        f"of {counts[true].sum()} test images of class {true} classified as {predicted}"
+    )
     paths["learning_curves"] = plot_learning_curves(
         args.run / "metrics.csv",
         ["labelled_train_error", "val_error", "test_error"],

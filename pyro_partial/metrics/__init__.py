@@ -25,7 +25,9 @@ from pyro_partial.metrics.supervised import (
     angular_error,
     angular_error_from_angles,
     classification_error,
+    confusion_counts,
     direction_from_angles,
+    largest_confusion,
     r2_score,
 )
 
@@ -36,6 +38,7 @@ __all__ = [
     "angular_error_from_angles",
     "beta_vae_score",
     "classification_error",
+    "confusion_counts",
     "dci_completeness",
     "dci_disentanglement",
     "dci_from_codes",
@@ -47,6 +50,7 @@ __all__ = [
     "hoyer_score",
     "hoyer_sparsity",
     "histogram_discretize",
+    "largest_confusion",
     "mig_from_codes",
     "mig_score",
     "r2_score",

@@ -1,4 +1,4 @@
-"""Errors of supervised latents: classification error, R² and angular error.
+"""Errors of supervised latents: classification error and confusion counts, R² and angular error.
 
 These take predictions and targets directly (numpy arrays or torch tensors), e.g. the predicted
 identity and lighting direction of Yale B faces (Siddharth et al. 2017, sec. 4).
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.metrics import confusion_matrix
 
 
 def classification_error(pred, target) -> float:
@@ -23,6 +24,34 @@ def classification_error(pred, target) -> float:
             f"pred and target must hold the same number N >= 1 of rows; got {pred.shape}, {target.shape}"
         )
     return float(np.mean(pred != target))
+
+
+def confusion_counts(pred, target, num_classes: int) -> np.ndarray:
+    """Confusion matrix ``(num_classes, num_classes)``: entry ``[i, j]`` counts the rows of class ``i``
+    predicted as class ``j`` (rows sum to the class sizes, the diagonal to the correct predictions).
+
+    Args:
+        pred: class indices ``(N,)`` or scores / probabilities ``(N, C)`` (argmax taken).
+        target: class indices ``(N,)`` or one-hot ``(N, C)``, in ``0 .. num_classes - 1``.
+    """
+    pred, target = _labels(pred, "pred"), _labels(target, "target")
+    if pred.shape != target.shape or pred.size == 0:
+        raise ValueError(
+            f"pred and target must hold the same number N >= 1 of rows; got {pred.shape}, {target.shape}"
+        )
+    for name, labels in (("pred", pred), ("target", target)):
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise ValueError(
+                f"{name} holds classes {labels.min()}..{labels.max()}, outside 0..{num_classes - 1}"
+            )
+    return confusion_matrix(target, pred, labels=np.arange(num_classes))
+
+
+def largest_confusion(counts: np.ndarray) -> tuple[int, int]:
+    """``(true class, predicted class)`` of the largest off-diagonal entry of :func:`confusion_counts`."""
+    off_diagonal = np.where(np.eye(len(counts), dtype=bool), -1, counts)
+    true, predicted = np.unravel_index(np.argmax(off_diagonal), counts.shape)
+    return int(true), int(predicted)
 
 
 def r2_score(pred, target) -> float:

@@ -9,7 +9,9 @@ from pyro_partial.metrics import (
     angular_error,
     angular_error_from_angles,
     classification_error,
+    confusion_counts,
     direction_from_angles,
+    largest_confusion,
     r2_score,
 )
 
@@ -68,6 +70,27 @@ def test_classification_error_takes_labels_or_scores():
     assert classification_error(scores, np.eye(3)[target]) == 0.25
     with pytest.raises(ValueError, match="same number"):
         classification_error(np.zeros(3), np.zeros(4))
+
+
+def test_confusion_counts_by_hand():
+    target = np.array([0, 0, 1, 2, 2, 2])
+    pred = np.array([0, 2, 1, 1, 1, 2])
+    expected = [[1, 0, 1], [0, 1, 0], [0, 2, 1]]  # row: true class, column: predicted class
+    np.testing.assert_array_equal(confusion_counts(pred, target, 3), expected)
+    # one-hot targets and scores give the same counts; a class nobody holds gets a row and column of zeros
+    counts = confusion_counts(np.eye(4)[pred], torch.as_tensor(np.eye(4)[target]), 4)
+    np.testing.assert_array_equal(counts[:3, :3], expected)
+    assert counts[3].sum() == counts[:, 3].sum() == 0
+    # the diagonal holds the correct predictions: 1 - trace / N is the classification error
+    assert 1 - np.trace(counts) / counts.sum() == classification_error(pred, target)
+    assert largest_confusion(counts) == (2, 1)
+
+
+def test_confusion_counts_rejects_bad_input():
+    with pytest.raises(ValueError, match="same number"):
+        confusion_counts(np.zeros(3, dtype=int), np.zeros(4, dtype=int), 2)
+    with pytest.raises(ValueError, match=r"target holds classes 0..5, outside 0..2"):
+        confusion_counts(np.array([0, 1]), np.array([0, 5]), 3)
 
 
 def test_r2_matches_scikit_learn_and_known_values():

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import matplotlib.image
 import pytest
@@ -37,7 +38,7 @@ def test_runs_and_resumes_exactly(real_data_root, tmp_path, single_thread):
     assert straight["test_error_at_best_val"] == pytest.approx(float(best["test_error"]))
 
 
-def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_thread):
+def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_thread, capsys):
     """The convolutional networks with the paper's guide train through the same driver, and the run
     directory is enough to draw its figures."""
     conv = ["--network", "conv", "--channels", "4", "8", "--hidden", "16", "--guide", "paper"]
@@ -50,8 +51,22 @@ def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_t
 
     paths = mnist.plot(["--run", str(run), *data, "--num-images", "3", "--digits", "4"])
 
-    assert sorted(paths) == ["analogies", "learning_curves", "reconstructions", "style_variation_4"]
+    assert sorted(paths) == [
+        "analogies",
+        "confusion",
+        "learning_curves",
+        "reconstructions",
+        "style_variation_4",
+    ]
     assert all(path.parent == run / "figures" for path in paths.values())
+    # the confusion matrix counts every test image once: a row of it holds all the images of its class
+    summary = re.search(
+        r"largest confusion: (\d+) of (\d+) test images of class (\d) classified as (\d)",
+        capsys.readouterr().out,
+    )
+    confused, class_size, true, predicted = map(int, summary.groups())
+    _, test_y = mnist.load_test(real_data_root)
+    assert class_size == int((test_y == true).sum()) and 0 <= confused <= class_size and true != predicted
     # 3 rows of (input, digits 0..9), 28-pixel images, 2-pixel padding, every pixel doubled
     assert matplotlib.image.imread(paths["analogies"]).shape[:2] == (2 * (3 * 30 + 2), 2 * (11 * 30 + 2))
 
