@@ -20,6 +20,7 @@ import matplotlib.image
 import numpy as np
 import torch
 import torchvision
+from matplotlib.figure import Figure
 
 
 class ConditionalImageModel(Protocol):
@@ -104,6 +105,15 @@ def save_grid(grid: torch.Tensor, path: str | os.PathLike, *, padding: int = 2, 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     matplotlib.image.imsave(path, grid_image(grid, padding=padding, scale=scale), format="png")
+    return path
+
+
+def save_figure(figure: Figure, path: str | os.PathLike, *, dpi: int = 100) -> Path:
+    """Write a matplotlib ``figure`` (made with :class:`~matplotlib.figure.Figure`, no pyplot state) as a PNG
+    at ``path``, creating its directory; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=dpi)
     return path
 
 

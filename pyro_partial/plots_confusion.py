@@ -10,6 +10,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
+from pyro_partial.plots import save_figure
+
 
 def plot_confusion_matrix(
     counts: np.ndarray,
@@ -37,7 +39,4 @@ def plot_confusion_matrix(
         text.set_fontsize(7)
     if title:
         ax.set_title(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
-    return path
+    return save_figure(figure, path)

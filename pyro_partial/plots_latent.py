@@ -21,6 +21,8 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
+from pyro_partial.plots import save_figure
+
 
 @torch.no_grad()
 def traversal_grid(
@@ -124,7 +126,7 @@ def plot_class_mean_abs(
         ax.set_ylabel("mean |z_d|")
     if title:
         figure.suptitle(title)
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_aggregate_posterior(
@@ -157,14 +159,7 @@ def plot_aggregate_posterior(
     ax.set_ylabel("$z_2$")
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(figure, path)
-
-
-def _save(figure: Figure, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
-    return path
+    return save_figure(figure, path)
 
 
 __all__ = ["class_mean_abs", "plot_aggregate_posterior", "plot_class_mean_abs", "traversal_grid"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -32,6 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pyro_partial.grouped.evidence import accumulate_gaussian_evidence
 from pyro_partial.grouped.model import GroupedVAE
+from pyro_partial.plots import save_figure
 
 
 class ImageCodes(NamedTuple):
@@ -203,8 +205,9 @@ def save_swap_grid(
     content_images: torch.Tensor,
     path: str | os.PathLike,
     image_shape: Sequence[int],
-) -> None:
-    """Save a swap grid as a PNG, with the style sources as a first column and content sources as a first row.
+) -> Path:
+    """Save a swap grid as a PNG, with the style sources as a first column and content sources as a first row;
+    return its path.
 
     :param grid: ``(R, M, *event)`` from :func:`swap_grid`.
     :param style_images: the ``R`` style sources ``(R, *event)``.
@@ -233,4 +236,4 @@ def save_swap_grid(
         for j in range(cols):
             show(axes[i + 1, j + 1], grid[i, j])
     axes[0, 0].text(0.5, 0.5, "style \u2193\ncontent \u2192", ha="center", va="center", fontsize=7)
-    figure.savefig(path, dpi=80)
+    return save_figure(figure, path, dpi=80)

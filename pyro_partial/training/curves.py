@@ -8,6 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from pyro_partial.plots import save_figure
 from pyro_partial.training.records import MetricsCSV
 
 
@@ -52,7 +53,4 @@ def plot_learning_curves(
     ax.legend()
     if title:
         ax.set_title(title, fontsize=10)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
-    return path
+    return save_figure(figure, path)
