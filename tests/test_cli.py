@@ -52,8 +52,8 @@ def test_train_then_plot(real_data_root, tmp_path):
     assert cli.main([*plot, "--num-images", "4", "--digits", "1", "7"]) == 0
 
     assert sorted(p.name for p in figures.iterdir()) == [
-        "analogies.png", "learning_curves.png", "reconstructions.png", "style_variation_1.png",
-        "style_variation_7.png",
+        "analogies.png", "confusion.png", "learning_curves.png", "reconstructions.png",
+        "style_variation_1.png", "style_variation_7.png",
     ]  # fmt: skip
     cell = 2 * 30  # 28-pixel digits, 2-pixel padding, every pixel doubled
     analogies = matplotlib.image.imread(figures / "analogies.png")[..., :3]
