@@ -30,6 +30,10 @@ def plot_confusion_matrix(
     counts = np.asarray(counts)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"counts must be a square matrix (C, C); got shape {counts.shape}")
+    if class_names is not None and len(class_names) != len(counts):
+        raise ValueError(
+            f"class_names must name the {len(counts)} classes of counts; got {len(class_names)} names"
+        )
     size = 1.5 + 0.5 * len(counts)
     figure = Figure(figsize=(size + 1.0, size), layout="constrained")
     ax = figure.subplots()

@@ -33,6 +33,8 @@ def test_every_count_is_written_in_its_cell(tmp_path, monkeypatch):
     assert path == tmp_path / "out" / "confusion.png" and matplotlib.image.imread(path).ndim == 3
 
 
-def test_a_non_square_matrix_is_a_clear_error(tmp_path):
+def test_bad_counts_and_class_names_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match=r"square matrix \(C, C\); got shape \(2, 3\)"):
         plot_confusion_matrix(np.zeros((2, 3), dtype=int), tmp_path / "confusion.png")
+    with pytest.raises(ValueError, match="class_names must name the 2 classes of counts; got 3 names"):
+        plot_confusion_matrix(np.zeros((2, 2), dtype=int), tmp_path / "confusion.png", class_names="abc")

@@ -18,11 +18,7 @@ def classification_error(pred, target) -> float:
         pred: class indices ``(N,)`` or scores / probabilities ``(N, C)`` (argmax taken).
         target: class indices ``(N,)`` or one-hot ``(N, C)``.
     """
-    pred, target = _labels(pred, "pred"), _labels(target, "target")
-    if pred.shape != target.shape or pred.size == 0:
-        raise ValueError(
-            f"pred and target must hold the same number N >= 1 of rows; got {pred.shape}, {target.shape}"
-        )
+    pred, target = _label_pairs(pred, target)
     return float(np.mean(pred != target))
 
 
@@ -34,11 +30,7 @@ def confusion_counts(pred, target, num_classes: int) -> np.ndarray:
         pred: class indices ``(N,)`` or scores / probabilities ``(N, C)`` (argmax taken).
         target: class indices ``(N,)`` or one-hot ``(N, C)``, in ``0 .. num_classes - 1``.
     """
-    pred, target = _labels(pred, "pred"), _labels(target, "target")
-    if pred.shape != target.shape or pred.size == 0:
-        raise ValueError(
-            f"pred and target must hold the same number N >= 1 of rows; got {pred.shape}, {target.shape}"
-        )
+    pred, target = _label_pairs(pred, target)
     for name, labels in (("pred", pred), ("target", target)):
         if labels.min() < 0 or labels.max() >= num_classes:
             raise ValueError(
@@ -48,7 +40,13 @@ def confusion_counts(pred, target, num_classes: int) -> np.ndarray:
 
 
 def largest_confusion(counts: np.ndarray) -> tuple[int, int]:
-    """``(true class, predicted class)`` of the largest off-diagonal entry of :func:`confusion_counts`."""
+    """``(true class, predicted class)`` of the largest off-diagonal entry of :func:`confusion_counts`
+    ``(C, C)``, ``C >= 2`` (the first such entry where several tie)."""
+    counts = np.asarray(counts)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1] or len(counts) < 2:
+        raise ValueError(
+            f"counts must be a square matrix (C, C) with C >= 2 classes; got shape {counts.shape}"
+        )
     off_diagonal = np.where(np.eye(len(counts), dtype=bool), -1, counts)
     true, predicted = np.unravel_index(np.argmax(off_diagonal), counts.shape)
     return int(true), int(predicted)
@@ -130,6 +128,16 @@ def _vectors(x, name: str) -> torch.Tensor:
     if torch.any(x.detach().norm(dim=-1) == 0):
         raise ValueError(f"{name} holds a zero vector, which has no direction")
     return x
+
+
+def _label_pairs(pred, target) -> tuple[np.ndarray, np.ndarray]:
+    """Class indices ``(N,)`` of ``pred`` and ``target`` as :func:`classification_error` takes them."""
+    pred, target = _labels(pred, "pred"), _labels(target, "target")
+    if pred.shape != target.shape or pred.size == 0:
+        raise ValueError(
+            f"pred and target must hold the same number N >= 1 of rows; got {pred.shape}, {target.shape}"
+        )
+    return pred, target
 
 
 def _labels(x, name: str) -> np.ndarray:

@@ -91,6 +91,8 @@ def test_confusion_counts_rejects_bad_input():
         confusion_counts(np.zeros(3, dtype=int), np.zeros(4, dtype=int), 2)
     with pytest.raises(ValueError, match=r"target holds classes 0..5, outside 0..2"):
         confusion_counts(np.array([0, 1]), np.array([0, 5]), 3)
+    with pytest.raises(ValueError, match=r"square matrix \(C, C\) with C >= 2 classes; got shape \(1, 1\)"):
+        largest_confusion(np.array([[4]]))
 
 
 def test_r2_matches_scikit_learn_and_known_values():
