@@ -1,5 +1,7 @@
 """Grids of experiment runs for the benchmark scripts: train each configuration once (resuming an
-interrupted run, skipping a finished one), several at a time, and summarise seeds as mean ± std."""
+interrupted run, skipping a finished one), several at a time, and summarise seeds as mean ± std.
+
+The benchmark scripts run from the repository root as modules: ``python -m benchmarks.<name> ...``."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_once(module: str, arguments: Sequence[str], out: Path, epochs: int | None = None) -> None:
-    """``python -m <module> <arguments> --out <out> --no-progress`` unless the run is finished;
+def train_once(experiment: str, arguments: Sequence[str], out: Path, epochs: int | None = None) -> None:
+    """``pyro-partial train <experiment> <arguments> --out <out> --no-progress`` unless the run is finished;
     ``--resume`` when ``out`` holds a checkpoint. One thread unless ``$OMP_NUM_THREADS`` says otherwise;
     the output goes to ``out/log.txt``.
 
@@ -26,10 +28,13 @@ def train_once(module: str, arguments: Sequence[str], out: Path, epochs: int | N
     results = out / "results.json"
     if results.is_file() and (epochs is None or json.loads(results.read_text())["epochs"] >= epochs):
         return
-    resume = ["--resume"] if (out / "checkpoint.pt").is_file() else []
+    resume = ["--resume"] if (out / "checkpoint.ckpt").is_file() else []
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    command = [sys.executable, "-m", module, *arguments, "--out", str(out), "--no-progress", *resume]
+    command = [
+        *(sys.executable, "-m", "pyro_partial_models.cli", "train", experiment),
+        *(*arguments, "--out", str(out), "--no-progress", *resume),
+    ]
     with open(out / "log.txt", "a") as log:
         print(" ".join(command), flush=True)
         subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)

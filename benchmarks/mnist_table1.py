@@ -1,9 +1,9 @@
 """Siddharth et al.'s Table 1 (MNIST classification error against the number of labels) and their
-supervision-rate experiment, as grids of ``python -m models.mnist`` runs and their summaries.
+supervision-rate experiment, as grids of ``pyro-partial train mnist`` runs and their summaries.
 
-    python benchmarks/mnist_table1.py table --seeds 0 1 2 --epochs 5 --rho 0.05 --jobs 2
-    python benchmarks/mnist_table1.py rho --labels 100 600 --rhos natural 0.01 0.02 0.05 0.1 0.2 --epochs 3
-    python benchmarks/mnist_table1.py baseline --seeds 0 1 2
+    python -m benchmarks.mnist_table1 table --seeds 0 1 2 --epochs 5 --rho 0.05 --jobs 2
+    python -m benchmarks.mnist_table1 rho --labels 100 600 --rhos natural 0.01 0.02 0.05 0.1 0.2 --epochs 3
+    python -m benchmarks.mnist_table1 baseline --seeds 0 1 2
 
 Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``results.json`` exists are not
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,13 +37,11 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
-from models.ss_vae import SSVAE  # noqa: E402
+from benchmarks._grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
 from pyro_partial.training import MetricsCSV  # noqa: E402
+from pyro_partial_models.ss_vae import SSVAE  # noqa: E402
 
 # classification error (%) reported for 100, 600, 1000, 3000 labels (docs: ../shared/notes/papers.md)
 PUBLISHED = {
@@ -248,7 +245,7 @@ def baseline(args: argparse.Namespace) -> str:
         for seed in args.seeds:
             torch.manual_seed(seed)
             rows = SemiSupervisedSplit(train_y, labels, seed=seed, num_classes=10).labelled
-            classifier = SSVAE().encoder_y
+            classifier = SSVAE().guide.encoder_y
             optimiser = torch.optim.Adam(classifier.parameters(), lr=1e-3)
             history = []
             for _ in range(60):
@@ -291,7 +288,7 @@ def execute(jobs: list[Run], runs: Path, grid: str, data: Path | None, parallel:
     """Train every job unless done (``train_once``), ``parallel`` at a time."""
     calls = [
         functools.partial(
-            train_once, "models.mnist", job.arguments(data), job.directory(runs, grid), epochs=job.epochs
+            train_once, "mnist", job.arguments(data), job.directory(runs, grid), epochs=job.epochs
         )
         for job in jobs
     ]
@@ -307,8 +304,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="table: 0 1 2; rho: 0")
     parser.add_argument("--epochs", type=int, default=None, help="table: 5; rho: 3")
     parser.add_argument("--rho", default="0.05", help="table: the supervision rate of every run ('natural')")
-    parser.add_argument("--z-dim", default=None, help="table: style dimension (default: models.mnist's)")
-    parser.add_argument("--lr", default=None, help="table: learning rate (default: models.mnist's)")
+    parser.add_argument("--z-dim", default=None, help="table: style dimension (default: mnist's)")
+    parser.add_argument("--lr", default=None, help="table: learning rate (default: mnist's)")
     parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])
     parser.add_argument("--table-epochs", type=int, default=5, help="rho: epochs of the table grid's runs")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")

@@ -10,7 +10,7 @@ Adam. All methods run in one process, interleaved round-robin so machine noise h
 medians are printed with their ratios. Targets (issue #2): SemiSupervisedELBO ≤ 1.15× TraceEnum_ELBO
 and ≤ 1.5× the hand-written loss.
 
-    python benchmarks/ss_elbo_speed.py --steps 30 --seed 0
+    python -m benchmarks.ss_elbo_speed --steps 30 --seed 0
 
 TraceEnum_ELBO is run on the model with Pyro's documented guide convention (``y_unobserved`` sampled
 under ``poutine.mask(~mask)``); it computes a different objective on labelled rows (no α term, no
@@ -36,10 +36,9 @@ from pyro import poutine
 from pyro.infer import SVI, TraceEnum_ELBO
 from pyro.optim import Adam
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.ss_vae import SSVAE  # noqa: E402
-from pyro_partial.infer import SemiSupervisedELBO  # noqa: E402
-from pyro_partial.nn import ConcatMLP  # noqa: E402
+from pyro_partial.infer import SemiSupervisedELBO
+from pyro_partial.nn import ConcatMLP
+from pyro_partial_models.ss_vae import SSVAE
 
 ALPHA = 0.1 * 200
 
@@ -48,17 +47,17 @@ def trace_enum_guide(vae: SSVAE):
     """The M2 guide in Pyro's own convention for TraceEnum_ELBO."""
 
     def guide(xs, ys, mask):
-        pyro.module("ss_vae", vae)
+        pyro.module("ss_vae_guide", vae.guide)
         data = pyro.plate("data", xs.shape[0])
         with data, poutine.mask(mask=~mask):
             y_unobserved = pyro.sample(
                 "y_unobserved",
-                dist.OneHotCategorical(logits=vae.encoder_y(xs)),
+                dist.OneHotCategorical(logits=vae.guide.encoder_y(xs)),
                 infer={"enumerate": "parallel"},
             )
         y = torch.where(mask[:, None], ys, y_unobserved)
         with data:
-            pyro.sample("z", dist.Normal(*vae.encoder_z(xs, y)).to_event(1))
+            pyro.sample("z", dist.Normal(*vae.guide.encoder_z(xs, y)).to_event(1))
 
     return guide
 
@@ -92,21 +91,21 @@ def hand_loss(vae: SSVAE, xs: torch.Tensor, ys: torch.Tensor, mask: torch.Tensor
     log_prior_y = -math.log(num_classes)
 
     def elbo_given_y(x, y):  # one-sample E_q(z|x,y)[log p(x|y,z) + log p(z) − log q(z|x,y)] + log p(y)
-        loc, scale = vae.encoder_z(x, y)
+        loc, scale = vae.guide.encoder_z(x, y)
         z = loc + scale * torch.randn_like(loc)
         log_px = -F.binary_cross_entropy_with_logits(
-            vae.decoder(z, y), x.expand(z.shape[:-1] + x.shape[-1:]), reduction="none"
+            vae.model.decoder(z, y), x.expand(z.shape[:-1] + x.shape[-1:]), reduction="none"
         ).sum(-1)
         log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
         log_qz = torch.distributions.Normal(loc, scale).log_prob(z).sum(-1)
         return log_px + log_pz - log_qz + log_prior_y
 
     x_u, x_l, y_l = xs[~mask], xs[mask], ys[mask]
-    log_qy_u = vae.encoder_y(x_u).log_softmax(-1)  # (Bu, C)
+    log_qy_u = vae.guide.encoder_y(x_u).log_softmax(-1)  # (Bu, C)
     y_enum = torch.eye(num_classes, dtype=xs.dtype)[:, None, :]  # (C, 1, C)
     elbo_u = elbo_given_y(x_u, y_enum)  # (C, Bu)
     unsup = (log_qy_u.T.exp() * (elbo_u - log_qy_u.T)).sum(0)
-    log_qy_l = (vae.encoder_y(x_l).log_softmax(-1) * y_l).sum(-1)
+    log_qy_l = (vae.guide.encoder_y(x_l).log_softmax(-1) * y_l).sum(-1)
     sup = elbo_given_y(x_l, y_l) + ALPHA * log_qy_l
     return -(unsup.sum() + sup.sum())
 

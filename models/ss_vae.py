@@ -16,7 +16,9 @@ cross-entropy, as in Kingma et al. and Pyro's SS-VAE; for grey-level or colour i
 normalised density, but its maximiser is the intensity itself), for MNIST and SVHN alike.
 
 The label site is ``pyro.sample("y", ..., obs=ys, obs_mask=mask)`` in both model and guide, so a batch
-mixes labelled and unlabelled rows; train with :class:`pyro_partial.infer.SemiSupervisedELBO`.
+mixes labelled and unlabelled rows; train with :class:`pyro_partial.infer.SemiSupervisedELBO`. Model and
+guide are the ``PyroModule`` objects :class:`SSVAEModel` and :class:`SSVAEGuide`, the submodules ``model`` and
+``guide`` of :class:`SSVAE` (the experiment contract of :mod:`pyro_partial.training.experiment`).
 Labels are one-hot (``OneHotCategorical``), so the site can be enumerated or relaxed.
 """
 
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.nn import PyroModule
 from torch import nn
 
 from pyro_partial.nn import ConcatMLP, ConvDecoder, ConvEncoder, GaussianHead
@@ -36,8 +39,125 @@ GUIDES = ("m2", "paper")
 NETWORKS = ("mlp", "conv")
 
 
-class SSVAE(nn.Module):
-    """Semi-supervised VAE with MLP or convolutional networks.
+class Images:
+    """The image layout shared by model and guide: ``(C, H, W)``, flattened to ``C·H·W`` features."""
+
+    def __init__(self, image_shape: Sequence[int], network: str):
+        self.shape = tuple(int(s) for s in image_shape)
+        if len(self.shape) != 3:
+            raise ValueError(f"image_shape must be (channels, height, width), got {tuple(image_shape)}")
+        if network not in NETWORKS:
+            raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
+        self.network = network
+        self.size = math.prod(self.shape)
+
+    def check(self, xs: torch.Tensor) -> None:
+        if xs.dim() != 2 or xs.shape[-1] != self.size:
+            raise ValueError(
+                f"xs must be flattened images of shape (batch, {self.size}) for image_shape {self.shape}, "
+                f"got {tuple(xs.shape)}"
+            )
+
+    def network_input(self, xs: torch.Tensor) -> torch.Tensor:
+        """Flattened images ``(..., C·H·W)`` as the encoders take them (unflattened for convolutions)."""
+        return xs if self.network == "mlp" else xs.unflatten(-1, self.shape)
+
+    def flat_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """A decoder's output as logits of the flattened image, ``(..., C·H·W)``."""
+        return logits if self.network == "mlp" else logits.flatten(-3)
+
+
+def placeholder_labels(
+    xs: torch.Tensor, ys: torch.Tensor | None, mask: torch.Tensor | None, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(ys, mask)`` with the defaults: no labels is a fully unlabelled batch (a valid one-hot placeholder,
+    masked out everywhere); labels without a mask are a fully labelled batch."""
+    batch = xs.shape[0]
+    if ys is None:
+        ys = xs.new_zeros(batch, num_classes)
+        ys[:, 0] = 1
+        mask = torch.zeros(batch, dtype=torch.bool, device=xs.device)
+    elif mask is None:
+        mask = torch.ones(batch, dtype=torch.bool, device=xs.device)
+    return ys, mask
+
+
+class SSVAEModel(PyroModule):
+    """p(x, y, z) = p(z) p(y) p(x | y, z), a Bernoulli decoder on flattened images.
+
+    :param decoder: ``(z (..., Z), y (..., C)) ->`` Bernoulli logits of the image.
+    """
+
+    def __init__(self, decoder: nn.Module, images: Images, num_classes: int, z_dim: int):
+        super().__init__()
+        self.decoder, self.images, self.num_classes, self.z_dim = decoder, images, num_classes, z_dim
+
+    def logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Bernoulli logits of the flattened image, ``(..., C·H·W)``, for styles ``(..., Z)`` and one-hot
+        labels ``(..., C)``."""
+        return self.images.flat_logits(self.decoder(z, y))
+
+    def forward(self, xs: torch.Tensor, ys: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        """``xs`` ``(B, C·H·W)``, ``ys`` one-hot ``(B, C)``, ``mask`` bool ``(B,)`` true where ``ys`` is a
+        label."""
+        self.images.check(xs)
+        ys, mask = placeholder_labels(xs, ys, mask, self.num_classes)
+        pyro.module("ss_vae_model", self)
+        with pyro.plate("data", xs.shape[0]):
+            z = pyro.sample("z", dist.Normal(xs.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
+            prior = dist.OneHotCategorical(logits=xs.new_zeros(self.num_classes))
+            y = pyro.sample("y", prior, obs=ys, obs_mask=mask)
+            likelihood = dist.Bernoulli(logits=self.logits(z, y), validate_args=False)
+            pyro.sample("x", likelihood.to_event(1), obs=xs)
+
+
+class SSVAEGuide(PyroModule):
+    """q(y, z | x) as q(y|x) q(z|x, y) (``"m2"``) or q(z|x) q(y|x, z) (``"paper"``).
+
+    :param encoder_y: the classifier's logits ``(..., C)`` from the images (and, ``"paper"``, the style).
+    :param encoder_z: the style's ``(loc, scale)`` from the images (and, ``"m2"``, the one-hot label).
+    """
+
+    def __init__(
+        self, encoder_y: nn.Module, encoder_z: nn.Module, images: Images, num_classes: int, guide_type: str
+    ):
+        super().__init__()
+        if guide_type not in GUIDES:
+            raise ValueError(f"guide_type must be one of {GUIDES}, got {guide_type!r}")
+        self.encoder_y, self.encoder_z, self.images = encoder_y, encoder_z, images
+        self.num_classes, self.guide_type = num_classes, guide_type
+
+    def forward(self, xs: torch.Tensor, ys: torch.Tensor | None = None, mask: torch.Tensor | None = None):
+        """Same arguments as :meth:`SSVAEModel.forward`."""
+        self.images.check(xs)
+        ys, mask = placeholder_labels(xs, ys, mask, self.num_classes)
+        pyro.module("ss_vae_guide", self)
+        images = self.images.network_input(xs)
+        with pyro.plate("data", xs.shape[0]):
+            if self.guide_type == "m2":
+                y_dist = dist.OneHotCategorical(logits=self.encoder_y(images))
+                y = pyro.sample("y", y_dist, obs=ys, obs_mask=mask)
+                pyro.sample("z", dist.Normal(*self.encoder_z(images, y)).to_event(1))
+            else:
+                z = pyro.sample("z", dist.Normal(*self.encoder_z(images)).to_event(1))
+                y_dist = dist.OneHotCategorical(logits=self.encoder_y(images, z))
+                pyro.sample("y", y_dist, obs=ys, obs_mask=mask)
+
+    @torch.no_grad()
+    def class_probs(self, xs: torch.Tensor, num_samples: int = 10) -> torch.Tensor:
+        """q(y|x) ``(..., C)`` for flattened images ``xs`` ``(..., C·H·W)``; for the ``"paper"`` guide
+        q(y|x) = E_q(z|x)[q(y|x, z)] is estimated with ``num_samples`` draws of z."""
+        images = self.images.network_input(xs)
+        if self.guide_type == "m2":
+            return self.encoder_y(images).softmax(-1)
+        loc, scale = self.encoder_z(images)
+        z = loc + scale * torch.randn((num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device)
+        return self.encoder_y(images, z).softmax(-1).mean(0)
+
+
+class SSVAE(PyroModule):
+    """Semi-supervised VAE with MLP or convolutional networks: :class:`SSVAEModel` as ``model`` and
+    :class:`SSVAEGuide` as ``guide``.
 
     :param image_shape: ``(C, H, W)``; data are flattened images in [0, 1] of shape ``(B, C·H·W)``.
     :param num_classes: C, the number of values of y.
@@ -64,104 +184,39 @@ class SSVAE(nn.Module):
         super().__init__()
         if guide_type not in GUIDES:
             raise ValueError(f"guide_type must be one of {GUIDES}, got {guide_type!r}")
-        if network not in NETWORKS:
-            raise ValueError(f"network must be one of {NETWORKS}, got {network!r}")
-        self.image_shape = tuple(int(s) for s in image_shape)
-        if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (channels, height, width), got {image_shape}")
-        self.x_dim = math.prod(self.image_shape)
+        images = Images(image_shape, network)
+        self.image_shape, self.x_dim = images.shape, images.size
         self.num_classes, self.z_dim, self.guide_type, self.network = num_classes, z_dim, guide_type, network
         self.hidden, self.activation, self.channels = tuple(hidden), activation, tuple(channels)
+
+        def encoder(out_features: int, extra_features: int = 0) -> nn.Module:
+            if network == "mlp":
+                return ConcatMLP(self.x_dim + extra_features, hidden, out_features, activation)
+            return ConvEncoder(
+                self.image_shape, out_features, hidden, extra_features=extra_features, channels=channels,
+                activation=activation,
+            )  # fmt: skip
+
         if network == "mlp":
-            self.decoder = ConcatMLP(z_dim + num_classes, hidden, self.x_dim, activation)
+            decoder = ConcatMLP(z_dim + num_classes, hidden, self.x_dim, activation)
         else:
-            self.decoder = ConvDecoder(
+            decoder = ConvDecoder(
                 z_dim + num_classes, self.image_shape, hidden, channels=channels[::-1], activation=activation
             )
         if guide_type == "m2":
-            self.encoder_y = self._encoder(num_classes)
-            self.encoder_z = GaussianHead(self._encoder(2 * z_dim, extra_features=num_classes))
+            encoder_y = encoder(num_classes)
+            encoder_z = GaussianHead(encoder(2 * z_dim, extra_features=num_classes))
         else:
-            self.encoder_z = GaussianHead(self._encoder(2 * z_dim))
-            self.encoder_y = self._encoder(num_classes, extra_features=z_dim)
-
-    def _encoder(self, out_features: int, extra_features: int = 0) -> nn.Module:
-        """A network mapping the images (as :meth:`_network_input` shapes them) and extra inputs."""
-        if self.network == "mlp":
-            return ConcatMLP(self.x_dim + extra_features, self.hidden, out_features, self.activation)
-        return ConvEncoder(
-            self.image_shape,
-            out_features,
-            self.hidden,
-            extra_features=extra_features,
-            channels=self.channels,
-            activation=self.activation,
-        )
-
-    def _network_input(self, xs: torch.Tensor) -> torch.Tensor:
-        """Flattened images ``(..., C·H·W)`` as the encoders take them."""
-        return xs if self.network == "mlp" else xs.unflatten(-1, self.image_shape)
-
-    def _logits(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Bernoulli logits of the flattened image, ``(..., C·H·W)``."""
-        logits = self.decoder(z, y)
-        return logits if self.network == "mlp" else logits.flatten(-3)
-
-    def _inputs(self, xs: torch.Tensor, ys: torch.Tensor | None, mask: torch.Tensor | None):
-        if xs.dim() != 2 or xs.shape[-1] != self.x_dim:
-            raise ValueError(
-                f"xs must be flattened images of shape (batch, {self.x_dim}) for image_shape "
-                f"{self.image_shape}, got {tuple(xs.shape)}"
-            )
-        batch = xs.shape[0]
-        if ys is None:  # fully unlabelled batch: a valid placeholder, masked out everywhere
-            ys = torch.zeros(batch, self.num_classes, dtype=xs.dtype, device=xs.device)
-            ys[:, 0] = 1
-            mask = torch.zeros(batch, dtype=torch.bool, device=xs.device)
-        elif mask is None:
-            mask = torch.ones(batch, dtype=torch.bool, device=xs.device)
-        return ys, mask
-
-    def model(self, xs: torch.Tensor, ys: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        """p(x, y, z); ``xs`` ``(B, C·H·W)``, ``ys`` one-hot ``(B, C)``, ``mask`` bool ``(B,)`` true where
-        ``ys`` is a label."""
-        ys, mask = self._inputs(xs, ys, mask)
-        pyro.module("ss_vae", self)
-        with pyro.plate("data", xs.shape[0]):
-            z = pyro.sample("z", dist.Normal(0.0, 1.0).expand([self.z_dim]).to_event(1))
-            prior = dist.OneHotCategorical(logits=xs.new_zeros(self.num_classes))
-            y = pyro.sample("y", prior, obs=ys, obs_mask=mask)
-            likelihood = dist.Bernoulli(logits=self._logits(z, y), validate_args=False)
-            pyro.sample("x", likelihood.to_event(1), obs=xs)
-
-    def guide(self, xs: torch.Tensor, ys: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        """q(y, z|x) in the chosen factorisation; same arguments as :meth:`model`."""
-        ys, mask = self._inputs(xs, ys, mask)
-        pyro.module("ss_vae", self)
-        images = self._network_input(xs)
-        with pyro.plate("data", xs.shape[0]):
-            if self.guide_type == "m2":
-                y_dist = dist.OneHotCategorical(logits=self.encoder_y(images))
-                y = pyro.sample("y", y_dist, obs=ys, obs_mask=mask)
-                pyro.sample("z", dist.Normal(*self.encoder_z(images, y)).to_event(1))
-            else:
-                z = pyro.sample("z", dist.Normal(*self.encoder_z(images)).to_event(1))
-                y_dist = dist.OneHotCategorical(logits=self.encoder_y(images, z))
-                pyro.sample("y", y_dist, obs=ys, obs_mask=mask)
+            encoder_z = GaussianHead(encoder(2 * z_dim))
+            encoder_y = encoder(num_classes, extra_features=z_dim)
+        self.model = SSVAEModel(decoder, images, num_classes, z_dim)
+        self.guide = SSVAEGuide(encoder_y, encoder_z, images, num_classes, guide_type)
 
     @torch.no_grad()
     def classify(self, xs: torch.Tensor, num_samples: int = 10) -> torch.Tensor:
-        """Most probable class under q(y|x) for ``xs`` ``(B, C·H·W)``, shape ``(B,)``.
-
-        For the ``"paper"`` guide q(y|x) = E_q(z|x)[q(y|x, z)] is estimated with ``num_samples`` draws.
-        """
-        images = self._network_input(xs)
-        if self.guide_type == "m2":
-            return self.encoder_y(images).argmax(-1)
-        loc, scale = self.encoder_z(images)
-        z = loc + scale * torch.randn((num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device)
-        probs = self.encoder_y(images, z).softmax(-1).mean(0)
-        return probs.argmax(-1)
+        """Most probable class under q(y|x) for ``xs`` ``(B, C·H·W)``, shape ``(B,)`` (see
+        :meth:`SSVAEGuide.class_probs`)."""
+        return self.guide.class_probs(xs, num_samples).argmax(-1)
 
     @torch.no_grad()
     def style(self, xs: torch.Tensor, ys: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,18 +225,18 @@ class SSVAE(nn.Module):
         The ``"m2"`` guide's q(z|x, y) takes the one-hot labels ``ys`` ``(B, C)``, by default the classes
         :meth:`classify` predicts; the ``"paper"`` guide's q(z|x) does not depend on ``ys``.
         """
-        images = self._network_input(xs)
+        images = self.guide.images.network_input(xs)
         if self.guide_type == "paper":
-            return self.encoder_z(images)[0]
+            return self.guide.encoder_z(images)[0]
         if ys is None:
             ys = nn.functional.one_hot(self.classify(xs), self.num_classes).to(xs.dtype)
-        return self.encoder_z(images, ys)[0]
+        return self.guide.encoder_z(images, ys)[0]
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
         """Mean image E[x | y, z] in [0, 1], shape ``(..., C·H·W)``, for styles ``z`` ``(..., Z)`` and
         one-hot labels ``ys`` ``(..., C)`` (batch dimensions broadcast)."""
-        return torch.sigmoid(self._logits(z, ys))
+        return torch.sigmoid(self.model.logits(z, ys))
 
     @torch.no_grad()
     def reconstruct(self, xs: torch.Tensor) -> torch.Tensor:

@@ -16,6 +16,14 @@ Latents in the file, in order: ``color`` (1 value), ``shape`` (square, ellipse, 
 latent sizes, ``posY`` fastest, is ``i``. As in disentanglement_lib, the ground-truth view drops the
 constant ``color``: its factors are the last five latents, and since ``color`` has one value the dataset
 index is still the file's image index.
+
+Files are looked for under ``<data root>/dsprites/``, then under the same folder of the download folder
+(:func:`pyro_partial.data.paths.search_roots`). ``download=True`` fetches a missing file from the official
+repository (:data:`NPZ_URLS`, :data:`GIF_URLS`; replace the tuples to use a mirror) into the data root
+when it is writable, else into the download folder. The owners publish no checksums. The npz is checked
+against :data:`NPZ_MD5`, the md5 that other public dSprites loaders check for the file at that URL, and
+as a zip whose every member passes its CRC-32 check; the GIF, which has no known checksum, by its format
+(320 frames of 64x64 pixels).
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +39,25 @@ import torch
 from PIL import Image, ImageSequence
 
 from pyro_partial.data._dsprites_render import SpriteCache
+from pyro_partial.data.download import RemoteFile, find_or_download
 from pyro_partial.data.ground_truth import GroundTruthDataset
-from pyro_partial.data.paths import data_root
+from pyro_partial.data.integrity import DataFileError, check_zip, zip_errors
 
 NPZ_NAME = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 GIF_NAME = "dsprites.gif"
+_REPOSITORY = "https://github.com/google-deepmind/dsprites-dataset/raw/master/"
+NPZ_URLS = (f"{_REPOSITORY}{NPZ_NAME}",)
+"""Where ``download=True`` fetches the npz from, in order."""
+NPZ_MD5 = "7da33b31b13a06f4b04a70402ce90c2e"
+"""md5 of the official npz: not published by its owners, but the value public dSprites loaders check."""
+GIF_URLS = (f"{_REPOSITORY}{GIF_NAME}",)
+"""Where ``download=True`` fetches ``dsprites.gif`` from, in order."""
+GIF_FRAMES = 320
+_NPZ_LAYOUT = (
+    "a dSprites npz: a zip of the arrays imgs (N, 64, 64) uint8 and latents_classes (N, 6) int64 (and "
+    "latents_values, metadata)"
+)
+_ARRAY_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError)
 LATENT_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 LATENT_SIZES = (1, 3, 6, 40, 32, 32)
 SHAPE_NAMES = ("square", "ellipse", "heart")
@@ -63,16 +86,26 @@ def _read_packed_images(path: Path, num: int, chunk: int = 8192) -> np.ndarray:
 
     Reading in chunks keeps the peak memory near the packed size instead of the 3 GB of uint8 images.
     """
-    with zipfile.ZipFile(path) as archive, archive.open("imgs.npy") as stream:
-        major, _ = np.lib.format.read_magic(stream)
-        read_header = (
-            np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
-        )
-        shape, fortran_order, dtype = read_header(stream)
+    member = "imgs.npy"
+    with (
+        zip_errors(path, member, expected=_NPZ_LAYOUT),
+        zipfile.ZipFile(path) as archive,
+        archive.open(member) as stream,
+    ):
+        try:
+            major, _ = np.lib.format.read_magic(stream)
+            read_header = (
+                np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran_order, dtype = read_header(stream)
+        except ValueError as error:
+            raise DataFileError(path, f"not an npy array ({error})", member=member) from error
         if shape != (num, IMAGE_SIZE, IMAGE_SIZE) or dtype != np.uint8 or fortran_order:
-            raise ValueError(
-                f"{path}: 'imgs' must be a C-ordered uint8 array of shape ({num}, 64, 64), "
-                f"got {'Fortran-ordered ' if fortran_order else ''}{dtype} {shape}"
+            raise DataFileError(
+                path,
+                f"'imgs' must be a C-ordered uint8 array of shape ({num}, 64, 64), "
+                f"got {'Fortran-ordered ' if fortran_order else ''}{dtype} {shape}",
+                member=member,
             )
         packed = np.empty((num, IMAGE_SIZE, IMAGE_SIZE // 8), dtype=np.uint8)
         for start in range(0, num, chunk):
@@ -80,9 +113,9 @@ def _read_packed_images(path: Path, num: int, chunk: int = 8192) -> np.ndarray:
             count = (stop - start) * IMAGE_SIZE * IMAGE_SIZE
             block = np.frombuffer(stream.read(count), dtype=np.uint8)
             if block.size != count:
-                raise ValueError(f"{path}: 'imgs' is truncated at image {start}")
+                raise DataFileError(path, f"'imgs' is truncated at image {start}", member=member)
             if block.max(initial=0) > 1:
-                raise ValueError(f"{path}: 'imgs' must hold binary images (values 0 and 1)")
+                raise DataFileError(path, "'imgs' must hold binary images (values 0 and 1)", member=member)
             packed[start:stop] = np.packbits(block.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), axis=-1)
     return packed
 
@@ -93,29 +126,63 @@ def _read_latents(path: Path) -> tuple[tuple[int, ...], tuple[np.ndarray, ...]]:
     The grid may be smaller than the official one (a reduced file in the same format), but it must be
     complete and in the official mixed-radix order, ``posY`` fastest.
     """
-    with np.load(path, allow_pickle=False) as data:
-        missing = {"imgs", "latents_classes"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: not a dSprites npz, missing key(s) {sorted(missing)}")
-        classes = data["latents_classes"]
-        values = data["latents_values"] if "latents_values" in data.files else None
+    with open(path, "rb") as stream:
+        with zip_errors(path, expected=_NPZ_LAYOUT):
+            try:
+                data = np.load(stream, allow_pickle=False)
+            except (ValueError, OSError) as error:
+                raise DataFileError(path, f"not an npz archive ({error})", expected=_NPZ_LAYOUT) from error
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise DataFileError(path, "a single npy array, not an npz archive", expected=_NPZ_LAYOUT)
+        with data:
+            missing = {"imgs", "latents_classes"} - set(data.files)
+            if missing:
+                raise DataFileError(path, f"missing key(s) {sorted(missing)}", expected=_NPZ_LAYOUT)
+            classes = _read_array(data, "latents_classes", path)
+            values = _read_array(data, "latents_values", path) if "latents_values" in data.files else None
     if classes.ndim != 2 or classes.shape[1] != len(LATENT_NAMES) or len(classes) == 0:
-        raise ValueError(f"{path}: 'latents_classes' must have shape (N, 6), got {classes.shape}")
+        raise DataFileError(path, f"'latents_classes' must have shape (N, 6), got {classes.shape}")
     sizes = tuple(int(s) for s in classes.max(axis=0) + 1)
     expected = np.stack(np.unravel_index(np.arange(math.prod(sizes)), sizes), axis=1)
     if classes.shape != expected.shape or not np.array_equal(classes, expected):
-        raise ValueError(
-            f"{path}: 'latents_classes' must enumerate the full grid of sizes {sizes} in mixed-radix "
-            "order over (color, shape, scale, orientation, posX, posY), posY fastest"
+        raise DataFileError(
+            path,
+            f"'latents_classes' must enumerate the full grid of sizes {sizes} in mixed-radix "
+            "order over (color, shape, scale, orientation, posX, posY), posY fastest",
         )
     if sizes[0] != 1:
-        raise ValueError(f"{path}: dSprites has a single color, got {sizes[0]} color classes")
+        raise DataFileError(path, f"dSprites has a single color, got {sizes[0]} color classes")
     if values is None:
         per_class = tuple(v[:s] for v, s in zip(latent_values(), sizes, strict=True))
     else:
         first_rows = (np.unique(column, return_index=True)[1] for column in classes.T)
         per_class = tuple(values[rows, f] for f, rows in enumerate(first_rows))
     return sizes, per_class
+
+
+def _read_array(data: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """The array ``key`` of an open npz, with the errors of a damaged member naming the file and member."""
+    try:
+        return data[key]
+    except _ARRAY_ERRORS as error:
+        raise DataFileError(
+            path,
+            f"damaged array ({type(error).__name__}: {error})",
+            expected=_NPZ_LAYOUT,
+            member=f"{key}.npy",
+        ) from error
+
+
+def check_npz(path: str | os.PathLike) -> None:
+    """Check a downloaded npz: a complete zip whose members pass their CRC-32 checks, with the dSprites keys.
+
+    :raises pyro_partial.data.integrity.DataFileError: naming the file (and member) otherwise.
+    """
+    check_zip(path, expected=_NPZ_LAYOUT)
+    with zipfile.ZipFile(path) as archive:
+        missing = {"imgs.npy", "latents_classes.npy"} - set(archive.namelist())
+    if missing:
+        raise DataFileError(path, f"missing member(s) {sorted(missing)}", expected=_NPZ_LAYOUT)
 
 
 def _check_factors(factors: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
@@ -132,6 +199,8 @@ class DSprites(GroundTruthDataset):
 
     :param source: ``"npz"`` (the official file under ``<data root>/dsprites/``) or ``"procedural"``.
     :param root: data root for ``source="npz"``, resolved by :func:`pyro_partial.data.paths.data_root`.
+    :param download: for ``source="npz"``, download a missing file (see the module docstring); a
+        procedural data set reads no file.
 
     Factors ``(shape, scale, orientation, posX, posY)`` of sizes ``(3, 6, 40, 32, 32)`` (a reduced npz
     has its own sizes); observations are float tensors ``(1, 64, 64)`` with values 0 and 1.
@@ -141,20 +210,23 @@ class DSprites(GroundTruthDataset):
     factor_names = LATENT_NAMES[1:]
     observation_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
 
-    def __init__(self, source: str = "npz", root: str | os.PathLike | None = None) -> None:
+    def __init__(
+        self, source: str = "npz", root: str | os.PathLike | None = None, *, download: bool = False
+    ) -> None:
         if source == "procedural":
             sizes, values = LATENT_SIZES, latent_values()
             self._packed = None
             self._sprites = SpriteCache(values[2], values[3])
         elif source == "npz":
-            path = data_root(root) / "dsprites" / NPZ_NAME
-            if not path.is_file():
-                raise FileNotFoundError(
-                    f"dSprites archive not found at {path}; download {NPZ_NAME} from "
-                    "https://github.com/google-deepmind/dsprites-dataset into <data root>/dsprites/ "
-                    "(data root: the root argument, else $PYRO_PARTIAL_DATA, else ~/.pyro_partial/data), "
-                    "or use source='procedural'"
-                )
+            remote = RemoteFile(NPZ_NAME, NPZ_URLS, NPZ_MD5, verify=check_npz)
+            path = find_or_download(
+                Path("dsprites") / NPZ_NAME,
+                remote,
+                root,
+                download=download,
+                dataset="dSprites",
+                hint=" Or use source='procedural', which renders the images and reads no file.",
+            )
             sizes, values = _read_latents(path)
             self._packed = _read_packed_images(path, math.prod(sizes))
             self._sprites = None
@@ -220,23 +292,36 @@ def _gif_factor_table() -> tuple[np.ndarray, list[str]]:
     return np.asarray(rows, dtype=np.int64), labels
 
 
-def load_gif_traversals(root: str | os.PathLike | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def load_gif_traversals(
+    root: str | os.PathLike | None = None, *, download: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The 320 real frames of the official ``dsprites.gif`` with their factor indices.
 
-    Reads ``<data root>/dsprites/dsprites.gif``. Returns ``frames`` bool ``(320, 64, 64)``, ``factors``
-    int64 ``(320, 5)`` (shape, scale, orientation, posX, posY) and a ``"shape/factor"`` label per frame
-    naming the traversed factor. The factor labels were read off the frames (sprite bounding boxes and
-    areas) and agree with the geometry in :mod:`pyro_partial.data._dsprites_render`.
+    Reads ``<data root>/dsprites/dsprites.gif`` (``download=True`` fetches a missing one, see the module
+    docstring). Returns ``frames`` bool ``(320, 64, 64)``, ``factors`` int64 ``(320, 5)`` (shape, scale,
+    orientation, posX, posY) and a ``"shape/factor"`` label per frame naming the traversed factor. The
+    factor labels were read off the frames (sprite bounding boxes and areas) and agree with the geometry in
+    :mod:`pyro_partial.data._dsprites_render`.
+
+    :raises pyro_partial.data.integrity.DataFileError: when the file is not such a GIF.
     """
-    path = data_root(root) / "dsprites" / GIF_NAME
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{GIF_NAME} not found at {path}; set the root argument or $PYRO_PARTIAL_DATA to the folder "
-            "holding dsprites/dsprites.gif"
-        )
-    with Image.open(path) as gif:
-        frames = np.stack([np.asarray(f.convert("L")) > 127 for f in ImageSequence.Iterator(gif)])
+    remote = RemoteFile(GIF_NAME, GIF_URLS, verify=_read_gif)
+    path = find_or_download(
+        Path("dsprites") / GIF_NAME, remote, root, download=download, dataset="dsprites.gif"
+    )
     factors, labels = _gif_factor_table()
-    if frames.shape != (len(factors), IMAGE_SIZE, IMAGE_SIZE):
-        raise ValueError(f"{path}: expected {len(factors)} frames of 64x64, got {frames.shape}")
-    return frames, factors, labels
+    return _read_gif(path), factors, labels
+
+
+def _read_gif(path: Path) -> np.ndarray:
+    """The frames ``(320, 64, 64)`` of ``dsprites.gif`` as booleans."""
+    expected = f"a GIF of {GIF_FRAMES} frames of {IMAGE_SIZE}x{IMAGE_SIZE} pixels"
+    try:
+        with Image.open(path) as gif:
+            frames = np.stack([np.asarray(f.convert("L")) > 127 for f in ImageSequence.Iterator(gif)])
+    except (OSError, ValueError, SyntaxError, EOFError) as error:
+        problem = f"not a readable GIF ({type(error).__name__}: {error})"
+        raise DataFileError(path, problem, expected=expected) from error
+    if frames.shape != (GIF_FRAMES, IMAGE_SIZE, IMAGE_SIZE):
+        raise DataFileError(path, f"frames of shape {frames.shape}", expected=expected)
+    return frames

@@ -4,29 +4,46 @@ training.
 Both data sets are four IDX files of the same names and format (``dataset="mnist"`` or
 ``dataset="fashion-mnist"``, Xiao et al. 2017's drop-in replacement of ten clothing classes). They are
 looked for under ``<data root>/MNIST/raw/`` or ``<data root>/FashionMNIST/raw/`` (the layouts of
-torchvision's ``MNIST(root)`` and ``FashionMNIST(root)``), where the data root is the ``root`` argument, else
-``$PYRO_PARTIAL_DATA``, else ``~/.pyro_partial/data`` (:func:`pyro_partial.data.paths.data_root`).
-Uncompressed files are read in place. Gzipped files, as distributed, are decompressed once into the
-writable cache (:func:`pyro_partial.data.paths.cache_dir`), because torchvision reads only uncompressed files
-and the data root may be read-only. With neither, ``download=True`` lets torchvision download into the data
-root. Images can be enlarged to 32x32, as Mathieu et al. (2019) do for Fashion-MNIST (bilinear resizing).
+torchvision's ``MNIST(root)`` and ``FashionMNIST(root)``), then under the same folders of the download
+folder (:func:`pyro_partial.data.paths.search_roots`); the data root is the ``root`` argument, else
+``$PYRO_PARTIAL_DATA``, else ``~/.pyro_partial/data``. Each file may be uncompressed or gzipped (``.gz``,
+as distributed). Four uncompressed files in one folder are read in place; otherwise the files are
+decompressed (or copied) into the writable cache (:func:`pyro_partial.data.paths.cache_dir`), because
+torchvision reads only uncompressed files from one folder and the data root may be read-only. A cached copy
+is re-made whenever the size or md5 of its source changes.
+
+Every file is checked before it is read: the IDX magic number, 28x28 images, a file size equal to the one
+its header gives, as many labels as images in each split, labels in 0..9. An error names the file, and
+when the file read was a decompressed or cached copy, the source it was made from.
+
+``download=True`` fetches the missing ``.gz`` files with torchvision's downloader, from the mirrors and
+with the md5s of ``torchvision.datasets.MNIST.mirrors`` / ``.resources`` (``FashionMNIST``'s for
+Fashion-MNIST), into the data root when it is writable, else into the download folder
+(:func:`pyro_partial.data.paths.download_root`). Images can be enlarged to 32x32, as Mathieu et al.
+(2019) do for Fashion-MNIST (bilinear resizing).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torchvision
+from torchvision.datasets.utils import calculate_md5
 from torchvision.transforms.functional import resize
 
-from pyro_partial.data.paths import DATA_ENV, cache_dir, data_root
+from pyro_partial.data.download import RemoteFile, download_file, missing_files_error
+from pyro_partial.data.idx import read_idx_bytes, read_idx_shape
+from pyro_partial.data.integrity import DataFileError
+from pyro_partial.data.paths import cache_dir, download_root, search_roots
 from pyro_partial.data.semi_supervised import validation_rows
 
 IDX_FILES = (
@@ -42,40 +59,53 @@ DATASETS: dict[str, type[torchvision.datasets.MNIST]] = {
 }
 """The data sets in MNIST's IDX format, by name: torchvision classes, named as their folder under the root."""
 RESIZE_MODES = ("bilinear", "pad")
+IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
 
 
 def mnist_root(
     root: str | os.PathLike | None = None, *, download: bool = False, dataset: str = "mnist"
 ) -> Path:
-    """Return a directory ``R`` holding the uncompressed IDX files under ``R/MNIST/raw/`` (or
+    """Return a directory ``R`` holding the checked, uncompressed IDX files under ``R/MNIST/raw/`` (or
     ``R/FashionMNIST/raw/`` for ``dataset="fashion-mnist"``).
 
-    ``R`` is the data root itself when it holds the uncompressed files, else a cache directory into which
-    the gzipped files of the data root are decompressed (once: a cached file is re-made only when its
-    ``.gz`` is newer). Pass ``R`` to ``torchvision.datasets.MNIST(R, download=False)`` (or ``FashionMNIST``).
+    ``R`` is the data root itself when it holds the four uncompressed files, else a cache directory into
+    which the files found are decompressed (once: a cached file is re-made when the size or md5 of its
+    source differs from those it was made from). Pass ``R`` to ``torchvision.datasets.MNIST(R)`` (or
+    ``FashionMNIST``).
 
     :param root: the data root; see :func:`pyro_partial.data.paths.data_root`.
-    :param download: when the data root holds no files of the data set, download them into it with
-        torchvision.
+    :param download: download the missing files (see the module docstring).
     :param dataset: a name in :data:`DATASETS`.
-    :raises FileNotFoundError: when the files are missing and ``download`` is false.
+    :raises FileNotFoundError: when files are missing and ``download`` is false; the message names them
+        and the folders looked in.
+    :raises pyro_partial.data.integrity.DataFileError: when a file is damaged or not in the IDX format.
+    :raises pyro_partial.data.download.DownloadError: when a download fails (nothing is kept then).
     """
     dataset_class = _dataset_class(dataset)
     folder = dataset_class.__name__
-    base = data_root(root)
-    raw = base / folder / "raw"
-    if all((raw / name).is_file() for name in IDX_FILES):
-        return base
-    if all((raw / f"{name}.gz").is_file() for name in IDX_FILES):
-        return _decompressed_copy(raw, folder)
-    if download:
-        dataset_class(base, download=True)
-        return base
-    raise FileNotFoundError(
-        f"{folder} not found: looked for {', '.join(IDX_FILES)} (uncompressed, or each with .gz) in {raw}. "
-        f"Set the data root with the root argument or the {DATA_ENV} environment variable, or pass "
-        f"download=True to download {folder} into {base}."
-    )
+    sources = _find_sources(folder, root)
+    missing = [name for name, path in sources.items() if path is None]
+    if missing and download:
+        directory = download_root(root) / folder / "raw"
+        for name in missing:
+            download_file(_remote(dataset_class, name), directory)
+        sources = _find_sources(folder, root)
+        missing = [name for name, path in sources.items() if path is None]
+    if missing:
+        raise missing_files_error(
+            folder,
+            [f"{name} (or {name}.gz)" for name in missing],
+            tuple(base / folder / "raw" for base in search_roots(root)),
+            dataset_class.mirrors,
+        )
+    folders = {path.parent for path in sources.values()}
+    if len(folders) == 1 and not any(path.suffix == ".gz" for path in sources.values()):
+        base, descriptions = folders.pop().parent.parent, {name: str(path) for name, path in sources.items()}
+    else:
+        base, descriptions = _decompressed_copy(sources, folder)
+    _check_files(base / folder / "raw", descriptions)
+    return base
 
 
 def _dataset_class(dataset: str) -> type[torchvision.datasets.MNIST]:
@@ -84,30 +114,134 @@ def _dataset_class(dataset: str) -> type[torchvision.datasets.MNIST]:
     return DATASETS[dataset]
 
 
-def _decompressed_copy(raw: Path, folder: str) -> Path:
-    """Decompress ``raw/*.gz`` into a cache root keyed by the location of ``raw``; return that root, which
-    holds the files under ``folder/raw``."""
-    key = hashlib.sha1(str(raw.resolve()).encode()).hexdigest()[:16]
-    root = cache_dir(f"{folder}_root", key)
+def _find_sources(folder: str, root: str | os.PathLike | None) -> dict[str, Path | None]:
+    """Each IDX file's first copy over the search roots, uncompressed or ``.gz``; ``None`` where missing."""
+    sources: dict[str, Path | None] = dict.fromkeys(IDX_FILES)
+    for name in IDX_FILES:
+        for base in search_roots(root):
+            raw = base / folder / "raw"
+            found = [path for path in (raw / name, raw / f"{name}.gz") if path.is_file()]
+            if found:
+                sources[name] = found[0]
+                break
+    return sources
+
+
+def _remote(dataset_class: type[torchvision.datasets.MNIST], name: str) -> RemoteFile:
+    """The ``.gz`` of IDX file ``name`` at torchvision's mirrors, with torchvision's md5."""
+    filename = f"{name}.gz"
+    md5 = dict(dataset_class.resources)[filename]
+    return RemoteFile(filename, tuple(f"{mirror}{filename}" for mirror in dataset_class.mirrors), md5)
+
+
+def _decompressed_copy(sources: dict[str, Path], folder: str) -> tuple[Path, dict[str, str]]:
+    """Decompress (or copy) the source files into a cache root ``R`` keyed by their locations; return ``R``,
+    which holds them under ``folder/raw``, and a description of each file for error messages.
+
+    ``R/sources.json`` records the size and md5 of the source each file was made from; a file whose
+    source no longer matches its record is made again.
+    """
+    key = hashlib.sha1("\n".join(str(sources[name].resolve()) for name in IDX_FILES).encode()).hexdigest()
+    root = cache_dir(f"{folder}_root", key[:16])
     target_dir = root / folder / "raw"
     target_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = root / "sources.json"
+    manifest = _read_manifest(manifest_path)
+    descriptions = {}
     for name in IDX_FILES:
-        source, target = raw / f"{name}.gz", target_dir / name
-        if not target.is_file() or target.stat().st_mtime_ns < source.stat().st_mtime_ns:
-            _gunzip(source, target)
-    return root
+        source, target = sources[name], target_dir / name
+        record = {"source": str(source), "size": source.stat().st_size, "md5": calculate_md5(source)}
+        made = manifest.get(name, {})
+        if target.is_file() and made == {**record, "output_size": target.stat().st_size}:
+            descriptions[name] = (
+                f"{target} (a cached copy made earlier from {source}, whose size and md5 it still matches; "
+                "delete the cached copy to make it again)"
+            )
+            continue
+        manifest.pop(name, None)
+        _write_manifest(manifest_path, manifest)
+        _make_copy(source, target)
+        manifest[name] = {**record, "output_size": target.stat().st_size}
+        _write_manifest(manifest_path, manifest)
+        verb = "decompressed" if source.suffix == ".gz" else "copied"
+        descriptions[name] = f"{target} ({verb} just now from {source})"
+    return root, descriptions
 
 
-def _gunzip(source: Path, target: Path) -> None:
-    """Decompress ``source`` to ``target`` atomically: readers see the old file or the whole new one."""
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _write_manifest(path: Path, manifest: dict) -> None:
+    _write_atomically(path, lambda out: out.write(json.dumps(manifest, indent=1).encode()))
+
+
+def _make_copy(source: Path, target: Path) -> None:
+    """Decompress a ``.gz`` source (or copy any other) to ``target``.
+
+    :raises DataFileError: when the source is not a complete gzip file.
+    """
+
+    def copy(out) -> None:
+        with source.open("rb") as stream:
+            shutil.copyfileobj(stream, out, length=1 << 20)
+
+    def gunzip(out) -> None:
+        with gzip.open(source, "rb") as stream:
+            while True:
+                try:
+                    chunk = stream.read(1 << 20)
+                except (OSError, EOFError, zlib.error) as error:
+                    raise DataFileError(
+                        source,
+                        f"not a complete gzip file ({type(error).__name__}: {error})",
+                        expected=f"the gzip-compressed IDX file {target.name}",
+                    ) from error
+                if not chunk:
+                    return
+                out.write(chunk)
+
+    _write_atomically(target, gunzip if source.suffix == ".gz" else copy)
+
+
+def _write_atomically(target: Path, write: Callable) -> None:
+    """Call ``write`` on a temporary file beside ``target``, then rename it to ``target``: readers see the
+    old file or the whole new one, and nothing is left when ``write`` fails."""
     fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     try:
-        with os.fdopen(fd, "wb") as out, gzip.open(source, "rb") as src:
-            shutil.copyfileobj(src, out, length=1 << 20)
+        with os.fdopen(fd, "wb") as out:
+            write(out)
         os.replace(partial, target)
     except BaseException:
         Path(partial).unlink(missing_ok=True)
         raise
+
+
+def _check_files(raw: Path, descriptions: dict[str, str]) -> None:
+    """Check the IDX headers and sizes of the four files in ``raw`` and that each split has one label in
+    0..9 per image; errors name each file by ``descriptions[name]``."""
+    for prefix in ("train", "t10k"):
+        images, labels = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+        shape = read_idx_shape(raw / images, 3, name=descriptions[images])
+        if shape[1:] != IMAGE_SHAPE:
+            raise DataFileError(
+                descriptions[images], f"images of {shape[1]}x{shape[2]} pixels", expected="28x28 images"
+            )
+        targets = read_idx_bytes(raw / labels, 1, name=descriptions[labels])
+        if len(targets) != shape[0]:
+            raise DataFileError(
+                descriptions[labels],
+                f"{len(targets)} labels, but the images file {descriptions[images]} holds {shape[0]} images",
+                expected="one label per image (are files of the training and test sets swapped?)",
+            )
+        if targets.max(initial=0) >= NUM_CLASSES:
+            raise DataFileError(
+                descriptions[labels], f"label {targets.max()} out of range", expected="labels in 0..9"
+            )
 
 
 def mnist_dataset(

@@ -251,17 +251,21 @@ def load_multi_mnist(
     min_distance: float = 10.0,
     seed: int = 0,
     validation_size: int = 10_000,
+    download: bool = False,
 ) -> MultiMNIST:
-    """Multi-MNIST canvases drawn from the images of one MNIST split (never downloads).
+    """Multi-MNIST canvases drawn from the images of one MNIST split.
 
     :param split: ``"train"``, ``"validation"`` or ``"test"``, the MNIST split of
         :func:`pyro_partial.data.load_mnist` whose images fill the canvases.
     :param root: the data root; see :func:`pyro_partial.data.mnist_root`.
     :param validation_size: see :func:`pyro_partial.data.load_mnist`.
+    :param download: download missing MNIST files; see :func:`pyro_partial.data.mnist_root`.
 
     The other arguments are those of :func:`make_multi_mnist`.
     """
-    images, labels = load_mnist(split, root, validation_size=validation_size, flatten=False)
+    images, labels = load_mnist(
+        split, root, validation_size=validation_size, flatten=False, download=download
+    )
     return make_multi_mnist(
         images[:, 0],
         labels,

@@ -6,6 +6,9 @@ import abc
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+import torch
+
 
 class ResumableBatchSampler(abc.ABC):
     """Base class of samplers whose batches for an epoch depend only on their configuration and the epoch.
@@ -67,3 +70,53 @@ class ResumableBatchSampler(abc.ABC):
             else:
                 self._batches_done = b + 1
             yield batch
+
+
+class ShuffledBatchSampler(ResumableBatchSampler):
+    """Batches of the rows ``rows``, reshuffled every epoch from ``numpy.random.default_rng([seed, epoch])``.
+
+    Yields index tensors of shape ``(B,)`` (the last batch smaller unless ``drop_last``), or, with
+    ``labelled=True``, ``(index, is_labelled)`` pairs whose flags are all true (for a fully labelled training
+    set in a semi-supervised pipeline).
+
+    :param rows: int64 row indices ``(M,)``, or the number of rows ``M`` (then ``0 .. M - 1``).
+    :param batch_size: rows per batch; a batch size above ``M`` gives one batch of all the rows.
+    :param seed: seed of the order.
+    :param drop_last: drop each epoch's last batch when it is smaller than ``batch_size``.
+    :param labelled: yield ``(index, is_labelled)`` pairs instead of index tensors.
+    """
+
+    def __init__(
+        self,
+        rows: torch.Tensor | int,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        drop_last: bool = False,
+        labelled: bool = False,
+    ):
+        rows = torch.arange(rows) if isinstance(rows, int) else rows
+        if rows.dim() != 1 or len(rows) == 0:
+            raise ValueError(f"rows must be a non-empty index tensor of shape (M,), got {tuple(rows.shape)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.rows, self.seed, self.drop_last, self.labelled = rows, seed, drop_last, labelled
+        self.batch_size = min(batch_size, len(rows))
+        super().__init__()
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.rows), self.batch_size)
+        return full + (1 if rest and not self.drop_last else 0)
+
+    def _config(self) -> dict:
+        return {
+            "seed": self.seed,
+            "batch_size": self.batch_size,
+            "num_rows": len(self.rows),
+            "drop_last": self.drop_last,
+        }
+
+    def _epoch_batches(self, epoch: int) -> Iterator[Any]:
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
+        for batch in self.rows[torch.from_numpy(order)].split(self.batch_size)[: len(self)]:
+            yield (batch, torch.ones(len(batch), dtype=torch.bool)) if self.labelled else batch

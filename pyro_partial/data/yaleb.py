@@ -8,6 +8,13 @@ per-subject ``*_P00_Ambient.pgm`` (no directional light), the corrupted ``*.pgm.
 ``*.info`` lists. The original archive gives 2,414 images of 38 subjects (ids 1..39 without 14) under 64
 lighting conditions (azimuth in [-130, 130], elevation in [-40, 90]); 18 subject/condition pairs are
 missing because their images are the ``.bad`` ones.
+
+The archive is looked for at ``<data root>/yaleb/CroppedYale.zip``, then at the same place in the download
+folder (:func:`pyro_partial.data.paths.search_roots`). ``download=True`` fetches a missing archive from
+:data:`URLS` (the official address; replace the tuple to use a mirror) into the data root when it is
+writable, else into the download folder. No checksum of the archive is published, so a download is
+checked by its format: a complete zip (central directory present) whose every member passes its CRC-32
+check, holding at least one face image.
 """
 
 from __future__ import annotations
@@ -22,11 +29,15 @@ import numpy as np
 import torch
 from PIL import Image
 
+from pyro_partial.data.download import RemoteFile, find_or_download
 from pyro_partial.data.ground_truth import GroundTruthDataset
-from pyro_partial.data.paths import data_root
+from pyro_partial.data.integrity import DataFileError, check_zip, zip_errors
 
 ARCHIVE = Path("yaleb") / "CroppedYale.zip"
+URLS = ("http://vision.ucsd.edu/extyaleb/CroppedYaleBZip/CroppedYale.zip",)
+"""Where ``download=True`` fetches ``CroppedYale.zip`` from, in order."""
 WIDTH, HEIGHT = 168, 192
+_EXPECTED = "the CroppedYale.zip distribution of CroppedYale/yaleBNN/yaleBNN_P00A...E....pgm images"
 _NAME = re.compile(r"^CroppedYale/yaleB(\d{2})/yaleB\1_P00A([+-]\d{3})E([+-]\d{2})\.pgm$")
 
 
@@ -43,23 +54,48 @@ def read_archive(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``images`` uint8 ``(N, 192, 168)`` and ``labels`` int64 ``(N, 3)`` holding the original
     subject id, azimuth and elevation in degrees.
+
+    :raises pyro_partial.data.integrity.DataFileError: (a ``ValueError``) for a truncated archive or a
+        damaged or malformed image member; the message names the archive and the member.
     """
-    with zipfile.ZipFile(path) as archive:
+    with zip_errors(path, expected=_EXPECTED), zipfile.ZipFile(path) as archive:
         members = sorted(
             (parsed, name) for name in archive.namelist() if (parsed := parse_member_name(name)) is not None
         )
         if not members:
-            raise ValueError(f"{path}: no CroppedYale/yaleBNN/yaleBNN_P00A...E....pgm images found")
+            raise DataFileError(path, "no face images in the archive", expected=_EXPECTED)
         images = np.empty((len(members), HEIGHT, WIDTH), dtype=np.uint8)
         for n, (_, name) in enumerate(members):
-            with Image.open(io.BytesIO(archive.read(name))) as image:
-                if image.size != (WIDTH, HEIGHT) or image.mode != "L":
-                    raise ValueError(
-                        f"{path}:{name}: expected a {WIDTH}x{HEIGHT} (W x H) greyscale PGM, "
-                        f"got {image.size[0]}x{image.size[1]} mode {image.mode}"
-                    )
-                images[n] = np.asarray(image)
+            with zip_errors(path, name, expected=_EXPECTED):
+                data = archive.read(name)
+            images[n] = _decode_pgm(data, path, name)
     return images, np.array([parsed for parsed, _ in members], dtype=np.int64)
+
+
+def _decode_pgm(data: bytes, path: str | os.PathLike, name: str) -> np.ndarray:
+    """The pixels ``(192, 168)`` of the PGM member ``name`` of the archive ``path``."""
+    expected = f"a {WIDTH}x{HEIGHT} (W x H) greyscale PGM"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            size, mode, pixels = image.size, image.mode, np.asarray(image)
+    except (OSError, ValueError, SyntaxError) as error:
+        problem = f"not a decodable image ({type(error).__name__}: {error}; {len(data)} bytes)"
+        raise DataFileError(path, problem, expected=expected, member=name) from error
+    if size != (WIDTH, HEIGHT) or mode != "L":
+        problem = f"a {size[0]}x{size[1]} image of mode {mode}"
+        raise DataFileError(path, problem, expected=expected, member=name)
+    return pixels
+
+
+def check_archive(path: str | os.PathLike) -> None:
+    """Check a downloaded archive: complete, every member's CRC-32 correct, at least one face image.
+
+    :raises pyro_partial.data.integrity.DataFileError: naming the archive (and member) otherwise.
+    """
+    check_zip(path, expected=_EXPECTED)
+    with zipfile.ZipFile(path) as archive:
+        if not any(parse_member_name(name) is not None for name in archive.namelist()):
+            raise DataFileError(path, "no face images in the archive", expected=_EXPECTED)
 
 
 def light_directions(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
@@ -97,6 +133,7 @@ class YaleB(GroundTruthDataset):
 
     :param root: data root holding ``yaleb/CroppedYale.zip`` (see :func:`pyro_partial.data.paths.data_root`).
     :param size: ``(height, width)`` to resize to (antialiased bilinear), or ``None`` for 192x168.
+    :param download: download a missing archive (see the module docstring).
 
     Per image ``i``: ``images[i]`` uint8 ``(H, W)``; ``subject[i]`` in ``0..37`` and
     ``subject_id[i]`` the original number; ``azimuth[i]``, ``elevation[i]`` in degrees; ``condition[i]``
@@ -114,13 +151,11 @@ class YaleB(GroundTruthDataset):
         self,
         root: str | os.PathLike | None = None,
         size: tuple[int, int] | None = None,
+        *,
+        download: bool = False,
     ) -> None:
-        path = data_root(root) / ARCHIVE
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"Yale B archive not found at {path}; put CroppedYale.zip under <data root>/yaleb/ "
-                "(data root: the root argument, else $PYRO_PARTIAL_DATA, else ~/.pyro_partial/data)"
-            )
+        remote = RemoteFile(ARCHIVE.name, URLS, verify=check_archive)
+        path = find_or_download(ARCHIVE, remote, root, download=download, dataset="Yale B")
         images, labels = read_archive(path)
         if size is not None:
             images = _resize(images, size)

@@ -1,133 +1,151 @@
-"""Atomic checkpoints of everything a training run needs to continue exactly.
+"""Checkpoint files that are written atomically and loaded without running code.
 
-A checkpoint holds the modules' state dicts (buffers included, which Pyro's param store does not keep),
-the param store, the Pyro optimiser's per-parameter states, the random number generators of Python,
-NumPy and torch, and any extra picklable state (epoch, sampler position, metric history).
+:class:`AtomicCheckpointIO` is the Lightning checkpoint plugin of the training engine: a checkpoint is written
+to a temporary file beside its path, flushed to disk and renamed over the path (a crash leaves the old file or
+the new one, never a truncated file), and read with ``torch.load(weights_only=True)``, so a crafted file
+cannot execute code. Everything a checkpoint holds must therefore be tensors or plain Python values: the
+random number generator states are stored as tensors and plain tuples (:func:`rng_state`).
 """
 
 from __future__ import annotations
 
-import json
 import os
+import pickle
 import random
 import tempfile
-from collections.abc import Callable, Collection
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
-import pyro
 import torch
-from pyro.optim import PyroOptim
-from pyro.params.param_store import _MODULE_NAMESPACE_DIVIDER, module_from_param_with_module_name
+from lightning.pytorch.plugins.io import CheckpointIO
+
+TEMPORARY_SUFFIX = ".tmp"
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read: truncated, corrupted, or holding objects other than data."""
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over ``path``.
 
-    A crash leaves either the old file or the new one, never a truncated file.
+    A crash leaves either the old file or the new one, never a truncated file. The file gets the permissions
+    of a newly created file under the process's umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def remove_stale_temporaries(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed :func:`atomic_write` calls left in ``directory`` (call it before
+    a run starts writing there); return their paths."""
+    removed = []
+    for path in Path(directory).glob(f".*{TEMPORARY_SUFFIX}"):
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return sorted(removed)
+
+
+def load_checkpoint_file(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``; every failure names the file.
+
+    :raises FileNotFoundError: no file at ``path``.
+    :raises CheckpointError: the file is empty, truncated, not a torch file, or holds objects other than
+        tensors and plain Python values (a crafted pickle is refused, never executed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    size = path.stat().st_size
+    if size == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); expected a torch.save file")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; its end record is lost when cut
+        raise CheckpointError(f"checkpoint {path} ({size} bytes) is truncated or not a torch.save file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        refused = [line for line in str(error).splitlines() if "GLOBAL" in line or "Unsupported" in line]
+        raise CheckpointError(
+            f"checkpoint {path} holds objects other than tensors and plain values, refused by "
+            f"torch.load(weights_only=True) and not run{': ' + refused[0] if refused else ''}"
+        ) from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as error:
+        raise CheckpointError(
+            f"checkpoint {path} ({size} bytes) is truncated or not a torch.save file: {error}"
+        ) from error
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(state).__name__}, expected a dict")
+    return state
+
+
+class AtomicCheckpointIO(CheckpointIO):
+    """Lightning's checkpoint I/O with atomic writes and ``weights_only`` reads (see the module docstring)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        atomic_write(path, lambda f: torch.save(checkpoint, f))
+
+    def load_checkpoint(
+        self, path, map_location: Any = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        if weights_only is False:
+            raise ValueError(f"{type(self).__name__} reads checkpoints with weights_only=True only")
+        return load_checkpoint_file(path, "cpu" if map_location is None else map_location)
+
+    def remove_checkpoint(self, path) -> None:
+        Path(path).unlink(missing_ok=True)
+
+
 def rng_state() -> dict[str, Any]:
-    # the legacy global NumPy state is what third-party code draws from, so it is what must be restored
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}  # noqa: NPY002
+    """The states of Python's, NumPy's (legacy global) and torch's CPU and CUDA generators, as tensors and
+    plain values (loadable with ``weights_only=True``)."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()  # noqa: NPY002
+    state = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])  # noqa: NPY002
+    """Restore the generators saved by :func:`rng_state` (CUDA ones where saved and present)."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    saved = state["numpy"]
+    keys = saved["keys"].numpy().astype(np.uint32)
+    np.random.set_state(  # noqa: NPY002
+        (saved["kind"], keys, saved["position"], saved["has_gauss"], saved["cached_gaussian"])
+    )
     torch.set_rng_state(state["torch"])
-
-
-def save_checkpoint(
-    path: str | os.PathLike,
-    modules: dict[str, torch.nn.Module],
-    optim: PyroOptim,
-    extra: dict[str, Any] | None = None,
-) -> None:
-    """Write a checkpoint atomically (see module docstring for its contents).
-
-    ``modules`` maps the names passed to ``pyro.module`` to the modules.
-    """
-    state = {
-        "modules": {name: module.state_dict() for name, module in modules.items()},
-        "param_store": pyro.get_param_store().get_state(),
-        "optim": optim.get_state(),
-        "rng": rng_state(),
-        "extra": extra or {},
-    }
-    atomic_write(path, lambda f: torch.save(state, f))
-
-
-def load_checkpoint(
-    path: str | os.PathLike, modules: dict[str, torch.nn.Module], optim: PyroOptim
-) -> dict[str, Any]:
-    """Restore modules, param store, optimiser and RNGs from ``path``; return the ``extra`` state."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}; train without --resume to start a new run")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    missing = sorted(set(state["modules"]) ^ set(modules))
-    if missing:
-        raise ValueError(
-            f"checkpoint {path} holds modules {sorted(state['modules'])}, expected {sorted(modules)}"
-        )
-    for name, module in modules.items():
-        module.load_state_dict(state["modules"][name])
-    # Module parameters come back through the modules' own tensors (pyro.module registers them again
-    # on the next step); only free-standing pyro.param sites are restored through the param store.
-    store = pyro.get_param_store()
-    store.clear()
-    store.set_state(state["param_store"])
-    for param_name in list(store.keys()):
-        if (
-            _MODULE_NAMESPACE_DIVIDER in param_name
-            and module_from_param_with_module_name(param_name) in modules
-        ):
-            del store[param_name]
-    optim.set_state(state["optim"])
-    set_rng_state(state["rng"])
-    return state["extra"]
-
-
-def load_trained_module(
-    run_dir: str | os.PathLike,
-    module_name: str,
-    build: Callable[[dict[str, Any]], torch.nn.Module],
-    *,
-    experiments: Collection[str] | None = None,
-) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """A run directory's module at its last checkpoint (in eval mode) and the run's ``config.json``.
-
-    :param module_name: the module's name in the checkpoint (the ``modules`` key given to ``fit``).
-    :param build: makes the untrained module from the run's config.
-    :param experiments: the ``config["experiment"]`` values accepted (any when omitted).
-    """
-    run_dir = Path(run_dir)
-    config_path, checkpoint_path = run_dir / "config.json", run_dir / "checkpoint.pt"
-    for path in (config_path, checkpoint_path):
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found: --run must be a run directory written by training")
-    config = json.loads(config_path.read_text())
-    if experiments is not None and config.get("experiment") not in experiments:
-        raise ValueError(
-            f"{run_dir} is a {config.get('experiment')!r} run, not a {' or '.join(sorted(experiments))} run"
-        )
-    module = build(config)
-    # written by save_checkpoint, which pickles RNG states: load trusted files only
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    module.load_state_dict(state["modules"][module_name])
-    return module.eval(), config
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -10,8 +9,6 @@ import os
 import platform
 import shlex
 import sys
-import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,39 +75,3 @@ def write_results(path: str | os.PathLike, results: dict[str, Any], seed: int) -
     record = {"command": command_line(), "seed": seed, "environment": environment(), **results}
     atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
     return record
-
-
-def parsed_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    """A script's parsed arguments as JSON-ready values (paths as text), without the recorded command."""
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "command"}
-
-
-def run_timing(history: list[dict[str, Any]], began: float) -> dict[str, float]:
-    """``train_seconds`` (summed over every epoch of ``history``, resumed ones included) and
-    ``wall_seconds_this_invocation`` (since ``began``, a :func:`time.perf_counter` reading)."""
-    return {
-        "train_seconds": sum(row["seconds"] for row in history),
-        "wall_seconds_this_invocation": time.perf_counter() - began,
-    }
-
-
-def add_run_arguments(parser: argparse.ArgumentParser, experiment: str, *, data: bool = True) -> None:
-    """Add the options every training script shares: ``--data`` (unless ``data=False``), ``--out``,
-    ``--resume`` and ``--no-progress``."""
-    if data:
-        parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    default_out = f"run directory (default: runs/{experiment}/...)"
-    parser.add_argument("--out", type=Path, default=None, help=default_out)
-    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-
-
-def parse_recording_command(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None
-) -> argparse.Namespace:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and record it as ``args.command``: the parser's ``prog``
-    followed by the shell-quoted arguments, the command that reproduces the run."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.command = " ".join([parser.prog, shlex.join(argv)]).strip()
-    return args

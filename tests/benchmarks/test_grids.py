@@ -35,16 +35,15 @@ def commands(monkeypatch):
 def test_train_once_starts_resumes_and_skips(tmp_path, commands):
     fresh, interrupted, finished = tmp_path / "fresh", tmp_path / "interrupted", tmp_path / "finished"
     interrupted.mkdir()
-    (interrupted / "checkpoint.pt").write_bytes(b"")
+    (interrupted / "checkpoint.ckpt").write_bytes(b"")
     write_results(finished)
     for out in (fresh, interrupted, finished):
-        _grid.train_once("models.mnist", ["--seed", "3"], out)
+        _grid.train_once("mnist", ["--seed", "3"], out)
+    train_mnist = [sys.executable, "-m", "pyro_partial_models.cli", "train", "mnist"]
     assert commands == [
-        [sys.executable, "-m", "models.mnist", "--seed", "3", "--out", str(fresh), "--no-progress"],
+        [*train_mnist, "--seed", "3", "--out", str(fresh), "--no-progress"],
         [
-            sys.executable,
-            "-m",
-            "models.mnist",
+            *train_mnist,
             "--seed",
             "3",
             "--out",
@@ -60,13 +59,11 @@ def test_train_once_trains_on_a_finished_run_asked_for_more_epochs(tmp_path, com
     short, long = tmp_path / "short", tmp_path / "long"
     for out, epochs in ((short, 100), (long, 130)):
         write_results(out, epochs=epochs)
-        (out / "checkpoint.pt").write_bytes(b"")
-        _grid.train_once("models.mnist", ["--epochs", "130"], out, epochs=130)
+        (out / "checkpoint.ckpt").write_bytes(b"")
+        _grid.train_once("mnist", ["--epochs", "130"], out, epochs=130)
     assert commands == [
         [
-            sys.executable,
-            "-m",
-            "models.mnist",
+            *(sys.executable, "-m", "pyro_partial_models.cli", "train", "mnist"),
             "--epochs",
             "130",
             "--out",
@@ -78,7 +75,7 @@ def test_train_once_trains_on_a_finished_run_asked_for_more_epochs(tmp_path, com
 
 
 def write_mnist_run(out, test_errors, val_errors, seconds=100.0):
-    """A finished ``models.mnist`` run directory with these per-epoch errors."""
+    """A finished ``pyro-partial train mnist`` run directory with these per-epoch errors."""
     out.mkdir(parents=True)
     rows = ["epoch,loss,seconds,val_error,test_error,labelled_train_error"]
     rows += [f"{i},1.0,1.0,{v},{t},0.0" for i, (t, v) in enumerate(zip(test_errors, val_errors, strict=True))]

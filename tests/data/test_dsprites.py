@@ -4,14 +4,20 @@ The re-render is checked against facts known independently of the code: the geom
 frames (``dsprites.gif``, the README of the shared data) and the exact supersampled coverage.
 """
 
+import hashlib
 import math
+import struct
+import zipfile
 
 import numpy as np
 import pytest
 import torch
 
+from pyro_partial.data import dsprites
 from pyro_partial.data._dsprites_render import THRESHOLD, coverage
+from pyro_partial.data.download import DownloadError
 from pyro_partial.data.dsprites import NPZ_NAME, DSprites, latent_values, load_gif_traversals
+from pyro_partial.data.integrity import DataFileError
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +176,69 @@ def test_npz_loader_rejects_bad_files(tmp_path):
     write_npz(tmp_path, (1, 3, 2, 2, 2, 2), images=np.full((48, 64, 64), 255, dtype=np.uint8))
     with pytest.raises(ValueError, match="binary"):
         DSprites(source="npz", root=tmp_path)
+
+
+def test_truncated_npz_names_the_file(tmp_path):
+    write_npz(tmp_path, (1, 3, 2, 2, 2, 2))
+    path = tmp_path / "dsprites" / NPZ_NAME
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(DataFileError) as info:
+        DSprites(source="npz", root=tmp_path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "damaged or incomplete zip data" in message
+    assert "expected a dSprites npz" in message
+
+
+def test_damaged_images_member_names_the_member(tmp_path):
+    write_npz(tmp_path, (1, 3, 2, 2, 2, 2))
+    path = tmp_path / "dsprites" / NPZ_NAME
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("imgs.npy")
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    data[info.header_offset + 30 + name_length + extra_length + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataFileError) as info:
+        DSprites(source="npz", root=tmp_path)
+    assert str(info.value).startswith(f"{path}, member imgs.npy: ")
+
+
+def test_missing_npz_names_the_folders_the_download_flag_and_the_procedural_source(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_PARTIAL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError) as info:
+        DSprites(source="npz", root=tmp_path / "root")
+    message = str(info.value)
+    assert (
+        f"dSprites not found: missing {NPZ_NAME}" in message
+        and str(tmp_path / "root" / "dsprites") in message
+    )
+    assert str(tmp_path / "cache" / "data" / "dsprites") in message and dsprites.NPZ_URLS[0] in message
+    assert "download=True" in message and "--download" in message and "source='procedural'" in message
+
+
+def test_npz_download_is_checked(local_server, tmp_path, monkeypatch):
+    sizes = (1, 3, 2, 2, 2, 2)
+    (tmp_path / "source").mkdir()
+    images, _ = write_npz(tmp_path / "source", sizes)
+    data = (tmp_path / "source" / "dsprites" / NPZ_NAME).read_bytes()
+    monkeypatch.setattr(dsprites, "NPZ_URLS", (local_server.add(NPZ_NAME, data),))
+    monkeypatch.setattr(dsprites, "NPZ_MD5", hashlib.md5(data).hexdigest())
+    dataset = DSprites(source="npz", root=tmp_path / "root", download=True)
+    np.testing.assert_array_equal(dataset[5][0][0].numpy(), images[5])
+    monkeypatch.setattr(dsprites, "NPZ_MD5", "0" * 32)
+    with pytest.raises(DownloadError, match="expected md5 0{32}"):
+        DSprites(source="npz", root=tmp_path / "other", download=True)
+    assert list((tmp_path / "other" / "dsprites").iterdir()) == []
+
+
+@pytest.mark.data
+def test_gif_download_is_checked_by_its_format(real_data_root, local_server, tmp_path, monkeypatch):
+    gif = (real_data_root / "dsprites" / "dsprites.gif").read_bytes()
+    monkeypatch.setattr(dsprites, "GIF_URLS", (local_server.add("dsprites.gif", gif),))
+    frames, factors, _ = load_gif_traversals(tmp_path / "root", download=True)
+    assert frames.shape == (320, 64, 64) and factors.shape == (320, 5)
+    local_server.truncate("dsprites.gif")
+    with pytest.raises(DownloadError, match="not a valid file") as info:
+        load_gif_traversals(tmp_path / "other", download=True)
+    assert "expected a GIF of 320 frames of 64x64 pixels" in str(info.value)
+    assert list((tmp_path / "other" / "dsprites").iterdir()) == []

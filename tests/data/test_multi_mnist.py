@@ -1,8 +1,14 @@
 """Multi-MNIST generator: exact balance, determinism, padding, geometry against the spatial transformer's
 convention, recovery of the digits with read_patch, argument checks, and the real-MNIST loader."""
 
+import gzip
+import hashlib
+import struct
+
+import numpy as np
 import pytest
 import torch
+import torchvision
 from torch.utils.data import DataLoader
 
 from pyro_partial.data import MultiMNIST, load_mnist, load_multi_mnist, make_multi_mnist
@@ -222,3 +228,24 @@ def test_digits_of_different_canvases_are_independent_draws(blobs):
     data = make_multi_mnist(*blobs, 533, seed=4)
     used = set(data.source_index[data.source_index >= 0].tolist())
     assert used == set(range(60))
+
+
+def test_download_reaches_the_mnist_loader(local_server, tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, size=(20, 28, 28), dtype=np.uint8), np.arange(20) % 10
+    files = {
+        "images-idx3-ubyte": struct.pack(">4i", 2051, 20, 28, 28) + images.tobytes(),
+        "labels-idx1-ubyte": struct.pack(">2i", 2049, 20) + labels.astype(np.uint8).tobytes(),
+    }
+    resources = []
+    for prefix in ("train", "t10k"):
+        for suffix, data in files.items():
+            compressed = gzip.compress(data)
+            local_server.add(f"mnist/{prefix}-{suffix}.gz", compressed)
+            resources.append((f"{prefix}-{suffix}.gz", hashlib.md5(compressed).hexdigest()))
+    monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"{local_server.url}mnist/"])
+    monkeypatch.setattr(torchvision.datasets.MNIST, "resources", resources)
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        load_multi_mnist("test", tmp_path, num_canvases=4)
+    data = load_multi_mnist("test", tmp_path, num_canvases=4, download=True)
+    assert len(data) == 4 and set(data.digits[data.digits >= 0].tolist()) <= set(range(10))

@@ -1,9 +1,13 @@
+import hashlib
+
 import numpy as np
 import pytest
 import scipy.io
 import torch
 import torchvision
 
+from pyro_partial.data.download import DownloadError
+from pyro_partial.data.integrity import DataFileError
 from pyro_partial.data.svhn import load_svhn, read_svhn_mat, svhn_file
 
 
@@ -68,11 +72,62 @@ def test_data_root_from_the_environment_variable(tmp_path, monkeypatch):
     assert load_svhn("test")[1].tolist() == digits.tolist()
 
 
-def test_missing_file_raises_a_clear_error(tmp_path):
+def test_missing_file_raises_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_PARTIAL_CACHE", str(tmp_path / "cache"))
     with pytest.raises(FileNotFoundError, match="PYRO_PARTIAL_DATA") as info:
-        load_svhn("test", tmp_path)
+        load_svhn("test", tmp_path / "root")
     message = str(info.value)
-    assert str(tmp_path / "SVHN" / "test_32x32.mat") in message and "download=True" in message
+    assert "SVHN not found: missing test_32x32.mat" in message
+    assert str(tmp_path / "root" / "SVHN") in message and str(tmp_path / "cache" / "data" / "SVHN") in message
+    assert "download=True" in message and "--download" in message
+    assert torchvision.datasets.SVHN.split_list["test"][0] in message
+
+
+def _serve_svhn(local_server, monkeypatch, tmp_path, split, images, digits, md5=None):
+    source = tmp_path / "source" / f"{split}_32x32.mat"
+    _write_svhn(source, images, digits)
+    data = source.read_bytes()
+    url = local_server.add(f"svhn/{source.name}", data)
+    monkeypatch.setitem(
+        torchvision.datasets.SVHN.split_list, split, [url, source.name, md5 or hashlib.md5(data).hexdigest()]
+    )
+    return url
+
+
+def test_download_fetches_and_checks_the_file(local_server, tmp_path, monkeypatch):
+    images, digits = _random_svhn(7, seed=3)
+    _serve_svhn(local_server, monkeypatch, tmp_path, "test", images, digits)
+    loaded, labels = load_svhn("test", tmp_path / "root", download=True)
+    assert labels.tolist() == digits.tolist() and torch.equal(loaded * 255, torch.from_numpy(images).float())
+    assert sorted(path.name for path in (tmp_path / "root" / "SVHN").iterdir()) == ["test_32x32.mat"]
+    requests = len(local_server.requests)
+    assert load_svhn("test", tmp_path / "root", download=True)[1].tolist() == digits.tolist()
+    assert len(local_server.requests) == requests
+
+
+@pytest.mark.parametrize("damage", ["checksum", "truncated"])
+def test_failed_download_is_a_clear_error_and_keeps_nothing(local_server, tmp_path, monkeypatch, damage):
+    images, digits = _random_svhn(7, seed=3)
+    md5 = "f" * 32 if damage == "checksum" else None
+    url = _serve_svhn(local_server, monkeypatch, tmp_path, "train", images, digits, md5)
+    if damage == "truncated":
+        local_server.truncate("svhn/train_32x32.mat")
+    with pytest.raises(DownloadError, match="truncated or corrupted") as info:
+        load_svhn("validation", tmp_path / "root", validation_size=2, download=True)
+    assert url in str(info.value) and "train_32x32.mat" in str(info.value)
+    assert list((tmp_path / "root" / "SVHN").iterdir()) == []
+
+
+def test_truncated_file_names_the_file(tmp_path):
+    images, digits = _random_svhn(4)
+    path = tmp_path / "SVHN" / "test_32x32.mat"
+    _write_svhn(path, images, digits)
+    path.write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(DataFileError, match="not a readable MATLAB file") as info:
+        load_svhn("test", tmp_path)
+    assert str(info.value).startswith(str(path)) and "expected a MATLAB v5 file with uint8 'X'" in str(
+        info.value
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,15 @@
 """Cropped Yale B: the parser on a tiny archive in the original layout, and counts on the real one."""
 
+import struct
 import zipfile
 
 import numpy as np
 import pytest
 import torch
 
+from pyro_partial.data import yaleb
+from pyro_partial.data.download import DownloadError
+from pyro_partial.data.integrity import DataFileError
 from pyro_partial.data.yaleb import YaleB, parse_member_name, train_test_split
 
 
@@ -100,3 +104,95 @@ def test_real_archive(real_data_root):
     assert image.shape == (1, 64, 64) and 0.0 <= image.min() < image.max() <= 1.0
     factors = data.sample_factors(8, np.random.default_rng(0))
     assert data.observations_from_factors(factors, np.random.default_rng(0)).shape == (8, 1, 64, 64)
+
+
+def _flip_member_byte(archive_path, member):
+    """Flip one byte in the middle of the stored (compressed) data of ``member``."""
+    with zipfile.ZipFile(archive_path) as archive:
+        info = archive.getinfo(member)
+    data = bytearray(archive_path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.compress_size // 2] ^= 0xFF
+    archive_path.write_bytes(bytes(data))
+
+
+FACE = "CroppedYale/yaleB01/yaleB01_P00A+005E-10.pgm"
+
+
+def test_cut_archive_names_the_archive(tiny_root):
+    path = tiny_root / "yaleb" / "CroppedYale.zip"
+    path.write_bytes(path.read_bytes()[:-200])
+    with pytest.raises(DataFileError) as info:
+        YaleB(root=tiny_root)
+    message = str(info.value)
+    assert message.startswith(f"{path}: damaged or incomplete zip data (BadZipFile")
+    assert "expected the CroppedYale.zip distribution" in message
+
+
+def test_bit_flipped_member_names_the_archive_and_the_member(tiny_root):
+    path = tiny_root / "yaleb" / "CroppedYale.zip"
+    _flip_member_byte(path, FACE)
+    with pytest.raises(DataFileError) as info:
+        YaleB(root=tiny_root)
+    assert str(info.value).startswith(f"{path}, member {FACE}: damaged or incomplete zip data")
+    assert info.value.member == FACE
+
+
+def test_cut_image_member_names_the_member(tmp_path):
+    (tmp_path / "yaleb").mkdir()
+    with zipfile.ZipFile(tmp_path / "yaleb" / "CroppedYale.zip", "w") as archive:
+        archive.writestr(FACE, pgm(168, 192, 7)[:-1000])
+    with pytest.raises(DataFileError) as info:
+        YaleB(root=tmp_path)
+    message = str(info.value)
+    assert message.startswith(
+        f"{tmp_path / 'yaleb' / 'CroppedYale.zip'}, member {FACE}: not a decodable image"
+    )
+    assert "expected a 168x192 (W x H) greyscale PGM" in message
+
+
+def test_missing_archive_names_the_folders_and_the_download_flag(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYRO_PARTIAL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(FileNotFoundError) as info:
+        YaleB(root=tmp_path / "root")
+    message = str(info.value)
+    assert (
+        "Yale B not found: missing CroppedYale.zip" in message and str(tmp_path / "root" / "yaleb") in message
+    )
+    assert str(tmp_path / "cache" / "data" / "yaleb") in message and yaleb.URLS[0] in message
+    assert "download=True" in message and "--download" in message
+
+
+def test_download_checks_the_archive_format(tiny_root, local_server, tmp_path, monkeypatch):
+    url = local_server.add("extyaleb/CroppedYale.zip", (tiny_root / "yaleb" / "CroppedYale.zip").read_bytes())
+    monkeypatch.setattr(yaleb, "URLS", (url,))
+    root = tmp_path / "root"
+    data = YaleB(root=root, download=True)
+    assert len(data) == 5 and data.subject_id.tolist() == [1, 1, 1, 3, 3]
+    assert [path.name for path in (root / "yaleb").iterdir()] == ["CroppedYale.zip"]
+
+    local_server.truncate("extyaleb/CroppedYale.zip")
+    with pytest.raises(DownloadError, match="not a valid file") as info:
+        YaleB(root=tmp_path / "other", download=True)
+    assert url in str(info.value) and "damaged or incomplete zip data" in str(info.value)
+    assert list((tmp_path / "other" / "yaleb").iterdir()) == []
+
+
+def test_download_rejects_an_archive_with_a_damaged_member(tiny_root, local_server, tmp_path, monkeypatch):
+    # The ambient image is never decoded by the loader, but a download is checked member by member.
+    path = tiny_root / "yaleb" / "CroppedYale.zip"
+    _flip_member_byte(path, "CroppedYale/yaleB03/yaleB03_P00_Ambient.pgm")
+    monkeypatch.setattr(yaleb, "URLS", (local_server.add("CroppedYale.zip", path.read_bytes()),))
+    with pytest.raises(DownloadError, match="member CroppedYale/yaleB03/yaleB03_P00_Ambient.pgm"):
+        YaleB(root=tmp_path / "root", download=True)
+    assert list((tmp_path / "root" / "yaleb").iterdir()) == []
+
+
+@pytest.mark.data
+def test_download_of_the_real_archive(real_data_root, local_server, tmp_path, monkeypatch):
+    source = real_data_root / "yaleb" / "CroppedYale.zip"
+    monkeypatch.setattr(yaleb, "URLS", (local_server.add("CroppedYale.zip", source.read_bytes()),))
+    data = YaleB(root=tmp_path, download=True)
+    assert len(data) == 2414 and data.factor_sizes == (38, 64)
+    assert (tmp_path / "yaleb" / "CroppedYale.zip").read_bytes() == source.read_bytes()

@@ -8,22 +8,33 @@ import matplotlib.image
 import pytest
 import torch
 
-from models import mnist
+from pyro_partial.training import load_checkpoint_file, runner
+from pyro_partial_models.mnist import MNIST
+
+
+def train(argv):
+    return runner.train(MNIST(), argv, prog="python -m pyro_partial_models.cli train mnist")
+
 
 ARGS = ["--labels", "20", "--train-size", "400", "--batch-size", "100", "--hidden", "32", "--no-progress"]
 
 
 def test_runs_and_resumes_exactly(real_data_root, tmp_path, single_thread):
     data = ["--data", str(real_data_root)]
-    straight = mnist.main([*ARGS, *data, "--epochs", "2", "--out", str(tmp_path / "straight")])
-    mnist.main([*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "resumed")])
-    resumed = mnist.main([*ARGS, *data, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")])
+    straight = train([*ARGS, *data, "--epochs", "2", "--out", str(tmp_path / "straight")])
+    train([*ARGS, *data, "--epochs", "1", "--out", str(tmp_path / "resumed")])
+    resumed = train([*ARGS, *data, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")])
 
     assert resumed["test_error"] == straight["test_error"]
+    weights = [
+        load_checkpoint_file(tmp_path / run / "checkpoint.ckpt")["state_dict"]
+        for run in ("straight", "resumed")
+    ]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
     assert 0.0 <= straight["test_error"] <= 1.0
     record = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert record["seed"] == 0 and record["labels"] == 20
-    assert record["command"].startswith("python -m models.mnist --labels 20 ")
+    assert record["command"].startswith("python -m pyro_partial_models.cli train mnist --labels 20 ")
     assert record["command"].endswith("--resume --out " + str(tmp_path / "resumed"))
     assert record["environment"]["torch"] == torch.__version__
     for run in ("straight", "resumed"):
@@ -44,12 +55,12 @@ def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_t
     conv = ["--network", "conv", "--channels", "4", "8", "--hidden", "16", "--guide", "paper"]
     run = tmp_path / "run"
     data = ["--data", str(real_data_root)]
-    results = mnist.main([*ARGS, *conv, *data, "--train-size", "200", "--epochs", "1", "--out", str(run)])
+    results = train([*ARGS, *conv, *data, "--train-size", "200", "--epochs", "1", "--out", str(run)])
     assert results["network"] == "conv" and 0.0 <= results["test_error"] <= 1.0
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["network"] == "conv" and config["model"]["z_dim"] == 10
 
-    paths = mnist.plot(["--run", str(run), *data, "--num-images", "3", "--digits", "4"])
+    paths = runner.plot(MNIST(), ["--run", str(run), *data, "--num-images", "3", "--digits", "4"])
 
     assert sorted(paths) == [
         "analogies",
@@ -65,21 +76,33 @@ def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_t
         capsys.readouterr().out,
     )
     confused, class_size, true, predicted = map(int, summary.groups())
-    _, test_y = mnist.load_test(real_data_root)
+    _, test_y = MNIST().load_test(real_data_root, download=False)
     assert class_size == int((test_y == true).sum()) and 0 <= confused <= class_size and true != predicted
     # 3 rows of (input, digits 0..9), 28-pixel images, 2-pixel padding, every pixel doubled
     assert matplotlib.image.imread(paths["analogies"]).shape[:2] == (2 * (3 * 30 + 2), 2 * (11 * 30 + 2))
 
 
-def test_resuming_with_other_model_arguments_is_a_clear_error(real_data_root, tmp_path, single_thread):
+def test_resuming_with_other_model_arguments_is_a_clear_error(
+    real_data_root, tmp_path, single_thread, capsys
+):
     data = ["--data", str(real_data_root), "--train-size", "200", "--out", str(tmp_path)]
-    mnist.main([*ARGS, *data, "--epochs", "1"])
-    with pytest.raises(ValueError, match="resume with the run's original arguments"):
-        mnist.main([*ARGS, *data, "--epochs", "2", "--resume", "--z-dim", "4"])
+    train([*ARGS, *data, "--epochs", "1"])
+    with pytest.raises(SystemExit) as exit_info:
+        train([*ARGS, *data, "--epochs", "2", "--resume", "--z-dim", "4"])
+    assert exit_info.value.code == 2 and "z_dim: saved 10, asked 4" in capsys.readouterr().err
 
 
-def test_bad_label_count_is_a_clear_error(real_data_root, tmp_path):
-    with pytest.raises(
-        ValueError, match="num_labelled must be a positive multiple of the number of classes 10"
-    ):
-        mnist.main([*ARGS, "--data", str(real_data_root), "--labels", "15", "--out", str(tmp_path)])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--labels", "15"], "--labels must be a positive multiple of 10, got 15"),
+        (["--alpha", "-1"], "--alpha must be a non-negative number, got -1.0"),
+        (["--alpha", "nan"], "--alpha must be a non-negative number, got nan"),
+        (["--z-dim", "0"], "--z-dim must be a positive dimension, got 0"),
+        (["--rho", "1.5"], "--rho must lie in (0, 1), got 1.5"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train([*ARGS, "--data", str(tmp_path / "no-data"), "--out", str(tmp_path), *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

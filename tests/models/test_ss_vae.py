@@ -6,7 +6,7 @@ import torch
 from pyro.infer import SVI
 from pyro.optim import Adam
 
-from models.ss_vae import SSVAE
+from pyro_partial_models.ss_vae import SSVAE
 from pyro_partial.infer import SemiSupervisedELBO
 
 CONFIGS = [

@@ -7,7 +7,8 @@ import matplotlib.image
 import numpy as np
 import scipy.io
 
-from models import svhn
+from pyro_partial.training import runner
+from pyro_partial_models.svhn import SVHN
 
 
 def write_svhn(root, split, size, rng):
@@ -30,13 +31,15 @@ def test_trains_and_plots_on_svhn_layout_files(tmp_path, single_thread):
         "--hidden", "16", "--channels", "4", "8", "--epochs", "1", "--no-progress", "--out", str(run),
     ]  # fmt: skip
 
-    results = svhn.main(args)
+    results = runner.train(SVHN(), args)
 
     assert 0 <= results["test_error"] <= 1 and results["network"] == "conv"
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["image_shape"] == [3, 32, 32] and config["model"]["z_dim"] == 15
 
-    paths = svhn.plot(["--run", str(run), "--data", str(tmp_path), "--num-images", "2", "--digits", "0"])
+    paths = runner.plot(
+        SVHN(), ["--run", str(run), "--data", str(tmp_path), "--num-images", "2", "--digits", "0"]
+    )
     cell = 2 * 34  # 32-pixel images, 2-pixel padding, every pixel doubled
     assert matplotlib.image.imread(paths["analogies"]).shape == (2 * cell + 4, 11 * cell + 4, 4)
     assert matplotlib.image.imread(paths["style_variation_0"]).shape[:2] == (15 * cell + 4, 5 * cell + 4)

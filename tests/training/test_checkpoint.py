@@ -1,35 +1,123 @@
-"""Loading a trained module back from a run directory."""
+"""Checkpoint files: atomic writes, reads that refuse code, named errors for damaged files, RNG states."""
 
-import json
+import os
+import pickle
+import random
 
+import numpy as np
 import pytest
 import torch
 
-from pyro_partial.training import load_trained_module
+from pyro_partial.training.checkpoint import (
+    AtomicCheckpointIO,
+    CheckpointError,
+    atomic_write,
+    load_checkpoint_file,
+    remove_stale_temporaries,
+    rng_state,
+    set_rng_state,
+)
 
 
-def write_run(run_dir, experiment="faces"):
-    run_dir.mkdir()
-    (run_dir / "config.json").write_text(json.dumps({"experiment": experiment, "model": {"width": 3}}))
-    trained = torch.nn.Linear(3, 2)
-    torch.save({"modules": {"net": trained.state_dict()}}, run_dir / "checkpoint.pt")
-    return trained
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "file.bin"
+    atomic_write(path, lambda f: f.write(b"old"))
+
+    def failing(f):
+        f.write(b"partial")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, failing)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]
 
 
-def build(config):
-    return torch.nn.Linear(config["model"]["width"], 2).train()
+def test_written_files_follow_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "a", lambda f: f.write(b"x"))
+        os.umask(0o077)
+        atomic_write(tmp_path / "b", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b").stat().st_mode & 0o777 == 0o600
 
 
-def test_the_module_comes_back_trained_and_in_eval_mode(tmp_path):
-    trained = write_run(tmp_path / "run")
-    module, config = load_trained_module(tmp_path / "run", "net", build, experiments=("faces",))
-    assert config["experiment"] == "faces" and not module.training
-    assert torch.equal(module.weight, trained.weight) and torch.equal(module.bias, trained.bias)
+def test_the_checkpoint_plugin_round_trips_tensors_and_plain_values(tmp_path):
+    state = {"state_dict": {"w": torch.arange(3.0)}, "epoch": 2, "callbacks": {"rng": rng_state()}}
+    io = AtomicCheckpointIO()
+    io.save_checkpoint(state, tmp_path / "c.ckpt")
+    loaded = io.load_checkpoint(tmp_path / "c.ckpt")
+    assert torch.equal(loaded["state_dict"]["w"], state["state_dict"]["w"]) and loaded["epoch"] == 2
+    io.remove_checkpoint(tmp_path / "c.ckpt")
+    assert not (tmp_path / "c.ckpt").exists()
 
 
-def test_bad_run_directories_are_clear_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json not found: --run must be a run directory"):
-        load_trained_module(tmp_path, "net", build)
-    write_run(tmp_path / "run", experiment="mlvae")
-    with pytest.raises(ValueError, match="is a 'mlvae' run, not a faces or multi_mnist run"):
-        load_trained_module(tmp_path / "run", "net", build, experiments=("multi_mnist", "faces"))
+class Payload:
+    def __reduce__(self):
+        return (os.mkdir, ("/tmp/pyro_partial_pwned",))
+
+
+def test_a_crafted_pickle_is_refused_and_never_run(tmp_path):
+    path = tmp_path / "checkpoint.ckpt"
+    torch.save({"state_dict": {}, "payload": Payload()}, path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"holds objects other than tensors .*weights_only=True\) and not run: .*posix.mkdir",
+    ):
+        load_checkpoint_file(path)
+    assert not os.path.exists("/tmp/pyro_partial_pwned")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (os.urandom(4096), "truncated or not a torch.save file"),
+        (b"not a checkpoint, a text file\n", "truncated or not a torch.save file"),
+    ],
+    ids=["empty", "random-bytes", "text"],
+)
+def test_damaged_checkpoints_are_named_errors(tmp_path, content, message):
+    path = tmp_path / "checkpoint.ckpt"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=f"checkpoint {path}.*{message}"):
+        load_checkpoint_file(path)
+
+
+def test_a_truncated_checkpoint_is_a_named_error(tmp_path):
+    path = tmp_path / "checkpoint.ckpt"
+    torch.save({"state_dict": {"w": torch.randn(1000)}}, path)
+    path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(CheckpointError, match="truncated or not a torch.save file"):
+        load_checkpoint_file(path)
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        load_checkpoint_file(tmp_path / "missing.ckpt")
+
+
+def test_temporaries_of_killed_writes_are_removed(tmp_path):
+    left = [tmp_path / ".checkpoint.ckpt.abc.tmp", tmp_path / ".metrics.csv.def.tmp"]
+    for path in left:
+        path.write_bytes(b"partial")
+    (tmp_path / "checkpoint.ckpt").write_bytes(b"kept")
+    assert remove_stale_temporaries(tmp_path) == sorted(left)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.ckpt"]
+
+
+def test_generator_states_survive_a_weights_only_round_trip(tmp_path):
+    random.seed(1)
+    np.random.seed(2)  # noqa: NPY002
+    torch.manual_seed(3)
+    np.random.standard_normal()  # noqa: NPY002  (a cached Gaussian is part of NumPy's state)
+    state = rng_state()
+    torch.save(state, tmp_path / "rng.pt")
+    expected = (random.random(), np.random.random(), np.random.standard_normal(), torch.rand(3))  # noqa: NPY002
+    random.seed(9)
+    np.random.seed(9)  # noqa: NPY002
+    torch.manual_seed(9)
+    set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
+    again = (random.random(), np.random.random(), np.random.standard_normal(), torch.rand(3))  # noqa: NPY002
+    assert again[:3] == expected[:3] and torch.equal(again[3], expected[3])
+    assert pickle.dumps(state["python"])  # plain values

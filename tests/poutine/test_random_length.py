@@ -6,7 +6,7 @@ import pytest
 import torch
 from pyro import poutine
 
-from pyro_partial.random_length import random_steps
+from pyro_partial.poutine import random_steps
 
 
 def test_steps_and_masks():

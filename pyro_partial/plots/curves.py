@@ -8,7 +8,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from pyro_partial.plots import save_figure
+from pyro_partial.plots.grids import save_figure
 from pyro_partial.training.records import MetricsCSV
 
 

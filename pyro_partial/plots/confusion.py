@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from pyro_partial.plots import save_figure
+from pyro_partial.plots.grids import save_figure
 
 
 def plot_confusion_matrix(

@@ -1,7 +1,9 @@
 """Figures of a latent space (Mathieu et al. 2019): traversals, per-class |z_d| bars, aggregate posterior.
 
 - :func:`traversal_grid` decodes a code with one dimension at a time swept over a range of values, as a
-  grid ``(dims, values, C, H, W)`` for :func:`pyro_partial.plots.save_grid`;
+  grid ``(dims, values, C, H, W)`` for :func:`pyro_partial.plots.grids.save_grid`; :func:`traversal_values`
+  gives each dimension the range its codes use, and :func:`write_traversals` draws the traversals of the
+  dimensions of largest variance;
 - :func:`class_mean_abs` and :func:`plot_class_mean_abs`: the average magnitude of each (std-normalised)
   code dimension per class, the sparsity figure of the paper: a sparse representation uses few
   dimensions per class;
@@ -14,6 +16,7 @@ written as PNG files.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +24,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from pyro_partial.plots import save_figure
+from pyro_partial.plots.grids import save_figure, save_grid
 
 
 @torch.no_grad()
@@ -59,6 +62,57 @@ def traversal_grid(
     return images
 
 
+def traversal_values(codes: torch.Tensor, steps: int = 9, coverage: float = 0.9) -> torch.Tensor:
+    """Per-dimension traversal ranges ``(D, steps)``: evenly spaced between the ``(1 ± coverage) / 2``
+    quantiles of each dimension of ``codes`` ``(N, D)``, so that every dimension is swept over the values the
+    encoder actually uses."""
+    if codes.dim() != 2 or len(codes) == 0 or not codes.dtype.is_floating_point:
+        raise ValueError(
+            f"codes must be a floating-point tensor (N, D) with N >= 1, got {tuple(codes.shape)}"
+        )
+    if steps < 1 or not 0 < coverage <= 1:
+        raise ValueError(f"steps must be positive and coverage lie in (0, 1], got {steps} and {coverage}")
+    levels = codes.new_tensor([(1 - coverage) / 2, (1 + coverage) / 2])
+    bounds = torch.quantile(codes, levels, dim=0)  # (2, D)
+    fractions = torch.linspace(0.0, 1.0, steps, dtype=codes.dtype, device=codes.device)
+    return bounds[0, :, None] + (bounds[1] - bounds[0])[:, None] * fractions
+
+
+def image_shape(obs_shape: Sequence[int]) -> tuple[int, int, int]:
+    """``(C, H, W)`` of image observations of shape ``obs_shape``: images ``(C, H, W)`` as they are, flattened
+    square grey images ``(H·W,)`` unflattened to ``(1, H, W)``."""
+    obs_shape = tuple(obs_shape)
+    if len(obs_shape) == 3:
+        return obs_shape
+    side = math.isqrt(math.prod(obs_shape))
+    if len(obs_shape) != 1 or side * side != obs_shape[0]:
+        raise ValueError(f"observations of shape {obs_shape} are no images: expected (C, H, W) or (H·W,)")
+    return (1, side, side)
+
+
+def write_traversals(
+    decode: Callable[[torch.Tensor], torch.Tensor],
+    z: torch.Tensor,
+    codes: torch.Tensor,
+    path: str | os.PathLike,
+    max_dims: int = 10,
+    steps: int = 9,
+) -> Path:
+    """Traversals of code ``z`` ``(D,)`` over the ``max_dims`` dimensions of largest variance among ``codes``
+    ``(N, D)``, each over its :func:`traversal_values`, as a PNG grid (row: dimension, in increasing order).
+
+    :param decode: codes ``(..., D)`` to mean images ``(..., C, H, W)`` in [0, 1] (:func:`traversal_grid`).
+    :returns: the path written.
+    """
+    if codes.dim() != 2 or z.shape != codes.shape[1:]:
+        raise ValueError(
+            f"z must be one code (D,) of codes (N, D), got {tuple(z.shape)} and {tuple(codes.shape)}"
+        )
+    dims = codes.var(0).argsort(descending=True)[:max_dims].sort().values.tolist()
+    grid = traversal_grid(decode, z, traversal_values(codes, steps), dims)
+    return save_grid(grid, path)
+
+
 def class_mean_abs(
     codes: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None, normalise: bool = True
 ) -> torch.Tensor:
@@ -87,7 +141,7 @@ def class_mean_abs(
     if normalise:
         std = codes.std(0, correction=1)
         magnitude = magnitude / torch.where(std > 0, std, torch.ones_like(std))
-    sums = torch.zeros(num_classes, codes.shape[1], dtype=codes.dtype).index_add_(0, labels, magnitude)
+    sums = codes.new_zeros(num_classes, codes.shape[1]).index_add_(0, labels, magnitude)
     counts = torch.bincount(labels, minlength=num_classes).to(codes.dtype)
     return sums / counts.unsqueeze(-1)  # 0/0 = NaN for an empty class
 
@@ -162,4 +216,12 @@ def plot_aggregate_posterior(
     return save_figure(figure, path)
 
 
-__all__ = ["class_mean_abs", "plot_aggregate_posterior", "plot_class_mean_abs", "traversal_grid"]
+__all__ = [
+    "class_mean_abs",
+    "image_shape",
+    "plot_aggregate_posterior",
+    "plot_class_mean_abs",
+    "traversal_grid",
+    "traversal_values",
+    "write_traversals",
+]

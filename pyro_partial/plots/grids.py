@@ -10,7 +10,6 @@ written with :func:`matplotlib.image.imsave` (no figure, no display needed).
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -136,31 +135,3 @@ def write_figures(
         figures[f"style_variation_{label}"] = style_variation_grid(model, label, values)
     out_dir = Path(out_dir)
     return {name: save_grid(grid, out_dir / f"{name}.png", scale=scale) for name, grid in figures.items()}
-
-
-def run_figures_parser(
-    prog: str, description: str, *, num_images: int, images: str
-) -> argparse.ArgumentParser:
-    """The arguments every ``pyro-partial plot <experiment>`` command shares.
-
-    ``--run DIR`` (required), ``--out DIR``, ``--data DIR``, ``--seed`` (which ``images`` to show) and
-    ``--num-images`` (default ``num_images``). Add the figure's own options, then parse with
-    :func:`parse_run_figures_args`.
-    """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    parser.add_argument("--run", type=Path, required=True, help="run directory written by training")
-    parser.add_argument("--out", type=Path, default=None, help="figure directory (default: RUN/figures)")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--seed", type=int, default=0, help=f"seed choosing the {images}")
-    parser.add_argument("--num-images", type=int, default=num_images, help=f"{images} in the figures")
-    return parser
-
-
-def parse_run_figures_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse a :func:`run_figures_parser`; check ``--num-images`` and default ``--out`` to ``RUN/figures``."""
-    args = parser.parse_args(argv)
-    if args.num_images < 1:
-        parser.error(f"--num-images must be positive, got {args.num_images}")
-    if args.out is None:
-        args.out = args.run / "figures"
-    return args

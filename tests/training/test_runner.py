@@ -1,0 +1,135 @@
+"""The runner: run files, exact resume, settings checked on resume, usage errors before any data is loaded,
+non-finite losses, and loading a trained run back."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from pyro_partial.training import NonFiniteLossError, load_checkpoint_file, load_trained, runner
+from tests.training.toy import Toy
+
+QUIET = ["--no-progress", "--accelerator", "cpu"]
+
+
+def train(out, *argv):
+    return runner.train(Toy(), [*QUIET, "--out", str(out), *argv])
+
+
+def rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def weights(run_dir):
+    return load_checkpoint_file(run_dir / "checkpoint.ckpt")["state_dict"]
+
+
+def test_a_run_writes_its_files_and_records_how_to_reproduce_it(tmp_path):
+    results = train(tmp_path / "run", "--epochs", "2", "--seed", "3")
+    run_dir = tmp_path / "run"
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "checkpoint.ckpt", "config.json", "metrics.csv", "results.json"
+    ]  # fmt: skip
+    assert [row["epoch"] for row in rows(run_dir)] == ["0", "1"]
+    assert {"loss", "seconds", "decoder_norm"} <= set(rows(run_dir)[0])
+    on_disk = json.loads((run_dir / "results.json").read_text())
+    assert on_disk == results
+    assert (
+        on_disk["seed"] == 3
+        and on_disk["epochs"] == 2
+        and on_disk["environment"]["torch"] == torch.__version__
+    )
+    assert (
+        on_disk["command"]
+        == f"pyro-partial train toy --no-progress --accelerator cpu --out {run_dir} --epochs 2 --seed 3"
+    )
+    assert on_disk["decoder_norm"] == pytest.approx(float(rows(run_dir)[-1]["decoder_norm"]))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model"] == {"x_dim": 3, "z_dim": 2} and config["arguments"]["lr"] == 0.05
+    assert "out" not in config["arguments"] and "accelerator" not in config["arguments"]
+
+
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path):
+    train(tmp_path / "straight", "--epochs", "4")
+    train(tmp_path / "resumed", "--epochs", "2")
+    torch.manual_seed(123)  # resuming restores the generators itself
+    train(tmp_path / "resumed", "--epochs", "4", "--resume")
+
+    straight, resumed = weights(tmp_path / "straight"), weights(tmp_path / "resumed")
+    assert any("running_mean" in name for name in straight)  # the BatchNorm's buffers are checkpointed
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+    def scores(run_dir):  # one row per epoch; everything but the timing is reproduced
+        return [{key: value for key, value in row.items() if key != "seconds"} for row in rows(run_dir)]
+
+    assert scores(tmp_path / "resumed") == scores(tmp_path / "straight")
+
+
+def test_resume_refuses_changed_settings_and_lists_them(tmp_path, capsys):
+    train(tmp_path / "run", "--epochs", "1")
+    with pytest.raises(SystemExit) as exit:
+        train(tmp_path / "run", "--epochs", "2", "--resume", "--lr", "0.01", "--z-dim", "3")
+    assert exit.value.code == 2
+    error = capsys.readouterr().err
+    assert "lr: saved 0.05, asked 0.01" in error and "z_dim: saved 2, asked 3" in error
+    assert "--override lr z-dim" in error
+    with pytest.raises(SystemExit):  # fewer epochs than already trained
+        train(tmp_path / "run", "--epochs", "0", "--resume")
+
+
+def test_an_override_takes_effect_and_is_recorded(tmp_path):
+    train(tmp_path / "run", "--epochs", "1")
+    results = train(tmp_path / "run", "--epochs", "2", "--resume", "--lr", "0.01", "--override", "lr")
+    assert results["overrides"] == [{"option": "lr", "saved": 0.05, "new": 0.01, "epoch": 1}]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["arguments"]["lr"] == 0.01 and config["overrides"] == results["overrides"]
+    state = load_checkpoint_file(tmp_path / "run" / "checkpoint.ckpt")
+    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01  # applied to the optimiser
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "0"], "--epochs must be a positive number of epochs, got 0"),
+        (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
+        (["--batch-size", "-1"], "--batch-size must be a positive number of rows, got -1"),
+        (["--z-dim", "0"], "--z-dim must be at least 1, got 0"),
+        (["--override", "lr"], "--override applies to a resumed run"),
+        (["--resume"], "config.json not found"),
+    ],
+)
+def test_bad_arguments_are_usage_errors_before_any_data_is_loaded(tmp_path, capsys, argv, message):
+    experiment = Toy()
+    with pytest.raises(SystemExit) as exit:
+        runner.train(experiment, [*QUIET, "--out", str(tmp_path / "run"), *argv])
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+    assert not hasattr(experiment, "loaded") and not (tmp_path / "run" / "config.json").exists()
+
+
+def test_a_nan_loss_stops_the_run_naming_the_epoch_and_the_last_good_checkpoint(tmp_path):
+    train(tmp_path / "run", "--epochs", "1")
+    good = weights(tmp_path / "run")
+    with (
+        pytest.warns(UserWarning, match="Encountered NaN"),
+        pytest.raises(
+            NonFiniteLossError,
+            match=r"nan at epoch 1, step 0 .* last good checkpoint: .*checkpoint.ckpt \(epoch 1\)",
+        ),
+    ):
+        train(
+            tmp_path / "run", "--epochs", "2", "--resume", "--poison-step", "0", "--override", "poison-step"
+        )
+    for name, value in weights(tmp_path / "run").items():  # never overwritten by a NaN state
+        assert torch.equal(value, good[name]) and torch.isfinite(value.float()).all()
+
+
+def test_a_trained_run_loads_back_in_eval_mode(tmp_path):
+    train(tmp_path / "run", "--epochs", "1")
+    vae, config = load_trained(Toy(), tmp_path / "run")
+    assert not vae.training and config["experiment"] == "toy"
+    saved = weights(tmp_path / "run")
+    assert torch.equal(vae.model.decoder.weight, saved["loss_fn.model.decoder.weight"])
+    assert torch.equal(vae.guide.norm.running_mean, saved["loss_fn.guide.norm.running_mean"])
