@@ -1,7 +1,8 @@
-"""Mathieu et al.'s (2019) claims, as grids of ``python -m models.decomposition`` runs and their summaries.
+"""Mathieu et al.'s (2019) claims, as grids of ``pyro-partial train dsprites`` / ``sparsity`` runs and their
+summaries. From the repository root:
 
-    python benchmarks/decomposition_grid.py independence --priors isotropic anisotropic student-t --betas 1 4
-    python benchmarks/decomposition_grid.py sparsity --gammas 0 0.8 --alphas 0 100 --epochs 10
+    python -m benchmarks.decomposition_grid independence --priors isotropic anisotropic student-t --betas 1 4
+    python -m benchmarks.decomposition_grid sparsity --gammas 0 0.8 --alphas 0 100 --epochs 10
 
 ``independence`` (section 5): dSprites with the isotropic, anisotropic and Student-t priors at each β;
 FactorVAE score (Kim & Mnih; 2,000 training and 1,000 evaluation votes of 64 images) and MIG of the encoder
@@ -14,26 +15,23 @@ images. Writes ``sparsity.md``. Does α > 0 raise sparsity?
 
 Each run lands in ``--runs/<grid>/<name>_s<seed>``; a finished run is never repeated and an interrupted one
 is resumed, so a grid can be extended or re-summarised at no cost (``--summary-only``). The budgets are
-options (defaults: dSprites 32,000 images × 4 epochs = 2,000 steps of 64, about 8 minutes per run on one
-thread; MNIST all 60,000 images × 10 epochs). Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
+options (defaults: dSprites 32,000 images × 4 epochs = 2,000 steps of 64; MNIST all 60,000 images × 10
+epochs). Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
+from benchmarks._grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
 
 FACTOR_VAE_VOTES = [
     "--metric-option",
@@ -43,12 +41,14 @@ FACTOR_VAE_VOTES = [
 ]
 
 
-def train_grid(runs: dict[tuple, Path], arguments: dict[tuple, list[str]], args: argparse.Namespace) -> None:
-    """Train every run of the grid with its ``python -m models.decomposition`` arguments, unless
+def train_grid(
+    experiment: str, runs: dict[tuple, Path], arguments: dict[tuple, list[str]], args: argparse.Namespace
+) -> None:
+    """Train every run of the grid with its ``pyro-partial train <experiment>`` arguments, unless
     ``--summary-only``."""
     if not args.summary_only:
         calls = [
-            functools.partial(train_once, "models.decomposition", arguments[key] + args.data_arguments, out)
+            functools.partial(train_once, experiment, arguments[key] + args.data_arguments, out)
             for key, out in runs.items()
         ]
         run_all(calls, args.jobs)
@@ -69,12 +69,12 @@ def independence(args: argparse.Namespace) -> str:
         "mig",
     ]
     arguments = {
-        (prior, beta, seed): ["dsprites", "--prior", prior, "--beta", f"{beta:g}", "--seed", str(seed)]
+        (prior, beta, seed): ["--prior", prior, "--beta", f"{beta:g}", "--seed", str(seed)]
         + budget
         + FACTOR_VAE_VOTES
         for prior, beta, seed in keys
     }
-    train_grid(runs, arguments, args)
+    train_grid("dsprites", runs, arguments, args)
     lines = [
         f"dSprites, {args.train_size} images × {args.epochs} epochs, seeds {args.seeds}: mean ± std",
         "",
@@ -116,7 +116,6 @@ def sparsity(args: argparse.Namespace) -> str:
     budget = ["--epochs", str(args.epochs), "--eval-size", str(args.eval_size), "--iwae-samples", "10"]
     arguments = {
         (gamma, alpha, seed): [
-            "sparsity",
             "--gamma",
             f"{gamma:g}",
             "--alpha",
@@ -127,7 +126,7 @@ def sparsity(args: argparse.Namespace) -> str:
         + budget
         for gamma, alpha, seed in keys
     }
-    train_grid(runs, arguments, args)
+    train_grid("sparsity", runs, arguments, args)
     lines = [
         f"MNIST, all training images × {args.epochs} epochs, {args.eval_size} test images, "
         f"seeds {args.seeds}: mean ± std",

@@ -6,21 +6,19 @@ for every shape). Also reports the IoU of exact (unrounded) sprite centres, and 
 random factors with a cold and a warm sprite cache. ``--out`` writes a PNG with real frames, renders
 and their differences for a few frames per traversal.
 
-    python benchmarks/dsprites_render_iou.py --data ../shared/data --seed 0 --out iou.png
+    python -m benchmarks.dsprites_render_iou --data ../shared/data --seed 0 --out iou.png   # from the root
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pyro_partial.data._dsprites_render import THRESHOLD, coverage  # noqa: E402
-from pyro_partial.data.dsprites import SHAPE_NAMES, DSprites, load_gif_traversals, sprite_centre  # noqa: E402
+from pyro_partial.data._dsprites_render import THRESHOLD, coverage
+from pyro_partial.data.dsprites import SHAPE_NAMES, DSprites, load_gif_traversals, sprite_centre
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -60,10 +60,10 @@ class FirstSteps:
         return itertools.islice(iter(self.sampler), self.steps)
 
 
-def engine(vae: SSVAE, batches: DeviceBatches) -> float:
+def engine(vae: SSVAE, batches: DeviceBatches, accelerator: str) -> float:
     loss_fn = SemiSupervisedELBO(alpha=ALPHA, max_plate_nesting=1, split_on="mask")(vae.model, vae.guide)
     trainer = lightning.Trainer(
-        accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
+        accelerator=accelerator, devices=1, max_epochs=1, logger=False, enable_checkpointing=False,
         enable_progress_bar=False, enable_model_summary=False, use_distributed_sampler=False,
     )  # fmt: skip
     began = time.perf_counter()
@@ -147,7 +147,7 @@ def flops_per_epoch(vae: SSVAE, batches: DeviceBatches) -> float:
     xs, ys = batches.tensors["images"][:BATCH], batches.tensors["labels"][:BATCH]
     per_row = {}
     for labelled in (False, True):
-        mask = torch.full((BATCH,), labelled)
+        mask = torch.full((BATCH,), labelled, device=xs.device)
         with FlopCounterMode(display=False) as counter:
             loss_fn(xs, ys, mask).backward()
         per_row[labelled] = counter.get_total_flops() / BATCH
@@ -156,12 +156,16 @@ def flops_per_epoch(vae: SSVAE, batches: DeviceBatches) -> float:
     return per_row[False] * (sampler.rows_per_epoch - num_labelled) + per_row[True] * num_labelled
 
 
-def matmul_throughput(size: int = 2000, repeats: int = 10) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_throughput(device: torch.device, size: int = 2000, repeats: int = 10) -> float:
+    """float32 matmul FLOP/s on ``device``."""
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
+    synchronise = torch.cuda.synchronize if device.type == "cuda" else lambda: None
+    synchronise()
     began = time.perf_counter()
     for _ in range(repeats):
         a @ b
+    synchronise()
     return 2 * size**3 * repeats / (time.perf_counter() - began)
 
 
@@ -172,6 +176,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
     parser.add_argument(
         "--steps", type=int, default=None, help="time only the first N steps (scaled to 1 epoch)"
+    )
+    parser.add_argument(
+        "--accelerator", choices=("cpu", "gpu"), default="cpu", help="where every method runs"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
@@ -185,25 +192,30 @@ def main(argv=None) -> dict:
     steps = len(sampler) if args.steps is None else min(args.steps, len(sampler))
     timed = DeviceBatches(FirstSteps(sampler, steps), batches.tensors)
 
+    device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
+    batches.to(device)
+    timed.to(device)
+
     def fresh() -> SSVAE:
         pyro.set_rng_seed(args.seed)
         pyro.clear_param_store()
         sampler.set_epoch(0)
-        return SSVAE(z_dim=Z_DIM, hidden=HIDDEN)
+        return SSVAE(z_dim=Z_DIM, hidden=HIDDEN).to(device)
 
     with pyro.settings.context(module_local_params=True):
         flops = flops_per_epoch(fresh(), batches)
         seconds = {
-            "engine": engine(fresh(), timed),
+            "engine": engine(fresh(), timed, args.accelerator),
             "bare torch loop": bare_loop(fresh(), timed),
         }
     seconds["Pyro SS-VAE loop"] = pyro_loop(fresh(), timed)
     per_epoch = {name: value * len(sampler) / steps for name, value in seconds.items()}
-    throughput = matmul_throughput()
+    throughput = matmul_throughput(device)
     limit = flops / throughput
     print(
-        f"one M2 epoch ({len(sampler)} steps of {BATCH}; timed {steps}), torch {torch.__version__}, "
-        f"pyro {pyro.__version__}, lightning {lightning.__version__}, {torch.get_num_threads()} threads"
+        f"one M2 epoch ({len(sampler)} steps of {BATCH}; timed {steps}) on {device}, torch "
+        f"{torch.__version__}, pyro {pyro.__version__}, lightning {lightning.__version__}, "
+        f"{torch.get_num_threads()} threads"
     )
     for name, value in per_epoch.items():
         print(f"{name:>17s}: {value:7.1f} s/epoch")
@@ -228,6 +240,7 @@ def main(argv=None) -> dict:
         },
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
+        "device": str(torch.cuda.get_device_name() if device.type == "cuda" else platform.processor()),
         "timed_steps": steps,
         "seconds_per_epoch": per_epoch,
         "flops_per_epoch": flops,

@@ -1,10 +1,10 @@
 """Cross-check pyro_partial.metrics against the `disent` package (an MIT port of disentanglement_lib).
 
-disent is installed only in a throw-away environment, never in the project's:
+disent is installed only in a throw-away environment, never in the project's; run from the repository root:
 
     python3 -m venv /tmp/crosscheck-venv
     /tmp/crosscheck-venv/bin/pip install torch==2.13.0 disent==0.8.0 pyro-ppl==1.9.2
-    PYTHONPATH=. /tmp/crosscheck-venv/bin/python benchmarks/metrics_crosscheck.py --seed 0
+    /tmp/crosscheck-venv/bin/python -m benchmarks.metrics_crosscheck --seed 0
 
 Data: factor vectors with dSprites' factor sizes (3, 6, 40, 32, 32); the observation is the factor
 vector itself (disentanglement_lib's dummy-data idea), so both libraries render it cheaply. Four
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -39,9 +38,8 @@ from disent.dataset.data import GroundTruthData
 from disent.metrics import _dci, _mig, _sap, metric_factor_vae, metric_mig
 from disent.metrics.utils import generate_batch_factor_code
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pyro_partial.data.ground_truth import GroundTruthDataset  # noqa: E402
-from pyro_partial.metrics import (  # noqa: E402
+from pyro_partial.data.ground_truth import GroundTruthDataset
+from pyro_partial.metrics import (
     dci_from_codes,
     dci_score,
     factor_vae_score,
@@ -51,7 +49,7 @@ from pyro_partial.metrics import (  # noqa: E402
     sap_score,
     sap_score_matrix,
 )
-from pyro_partial.metrics.sampling import sample_codes  # noqa: E402
+from pyro_partial.metrics.sampling import sample_codes
 
 SIZES = (3, 6, 40, 32, 32)
 SIZE_TENSOR = torch.tensor(SIZES, dtype=torch.float64)

@@ -1,7 +1,7 @@
 """Time every disentanglement metric on a 10-dimensional representation of dSprites.
 
-    python benchmarks/metrics_speed.py --seed 0                  # fast profile, image-moment codes
-    python benchmarks/metrics_speed.py --seed 0 --encoder mlp    # a Kim & Mnih-sized MLP encoder instead
+    python -m benchmarks.metrics_speed --seed 0                  # fast profile, image-moment codes
+    python -m benchmarks.metrics_speed --seed 0 --encoder mlp    # a Kim & Mnih-sized MLP encoder instead
 
 Data: :class:`pyro_partial.data.dsprites.DSprites` with ``source="procedural"`` (the re-rendered
 dSprites grid, 3 x 6 x 40 x 32 x 32 images of 64 x 64; the official npz is used instead with
@@ -22,16 +22,13 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pyro_partial.data.dsprites import DSprites  # noqa: E402
-from pyro_partial.metrics import METRICS  # noqa: E402
+from pyro_partial.data.dsprites import DSprites
+from pyro_partial.metrics import METRICS
 
 TARGET_S = 60.0
 

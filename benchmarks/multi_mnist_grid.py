@@ -1,14 +1,15 @@
 """Siddharth et al.'s Multi-MNIST evaluation (section 4.3): count accuracy against the number of labelled
-canvases, and the digits read by a nested MNIST model, as a grid of ``python -m models.multi_mnist`` runs.
+canvases, and the digits read by a nested MNIST model, as a grid of ``pyro-partial train multi_mnist`` runs.
+From the repository root:
 
-    python benchmarks/multi_mnist_grid.py --labelled 20 100 1000 --seeds 0 1 2 \\
+    python -m benchmarks.multi_mnist_grid --labelled 20 100 1000 --seeds 0 1 2 \\
         --nested-mnist runs/mnist_table1/table/l3000_r0.05_s0
 
 Runs (every seed): a new digit model at each ``--labelled`` count; with ``--nested-mnist``, also the SSVAE
-of that ``python -m models.mnist`` run nested at ``--nested-labelled`` canvases, frozen and fine-tuned
+of that ``pyro-partial train mnist`` run nested at ``--nested-labelled`` canvases, frozen and fine-tuned
 (``--finetune-nested``). Each run lands in ``--runs/<name>_s<seed>`` and is never repeated (an interrupted
-one is resumed). Prints and writes ``multi_mnist.md``: mean ± std over seeds of the test scores of
-``models.multi_mnist`` (matched = each true digit against the inferred step whose centre is closest).
+one is resumed). Prints and writes ``multi_mnist.md``: mean ± std over seeds of the test scores of the
+``multi_mnist`` experiment (matched = each true digit against the inferred step whose centre is closest).
 Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 """
 
@@ -16,13 +17,10 @@ from __future__ import annotations
 
 import argparse
 import functools
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from benchmarks._grid import finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
+from benchmarks._grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
 
 SCORES = [
     ("count accuracy (%)", "test_count_accuracy", 100),
@@ -34,7 +32,7 @@ SCORES = [
 
 
 def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
-    """Run name → ``models.multi_mnist`` arguments (without the seed)."""
+    """Run name → ``pyro-partial train multi_mnist`` arguments (without the seed)."""
     runs = {f"l{m}": ["--labelled-canvases", str(m)] for m in args.labelled}
     if args.nested_mnist is not None:
         nested = ["--labelled-canvases", str(args.nested_labelled), "--nested-mnist", str(args.nested_mnist)]
@@ -49,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     )
     parser.add_argument("--labelled", type=int, nargs="+", default=[20, 100, 1000], help="labelled canvases")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--nested-mnist", type=Path, default=None, help="run directory of models.mnist")
+    parser.add_argument("--nested-mnist", type=Path, default=None, help="run directory of an mnist run")
     parser.add_argument(
         "--nested-labelled", type=int, default=100, help="labelled canvases of the nested runs"
     )
@@ -64,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         calls = [
             functools.partial(
                 train_once,
-                "models.multi_mnist",
+                "multi_mnist",
                 [*arguments, "--seed", str(seed), *data],
                 args.runs / f"{name}_s{seed}",
             )

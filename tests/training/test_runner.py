@@ -133,3 +133,9 @@ def test_a_trained_run_loads_back_in_eval_mode(tmp_path):
     saved = weights(tmp_path / "run")
     assert torch.equal(vae.model.decoder.weight, saved["loss_fn.model.decoder.weight"])
     assert torch.equal(vae.guide.norm.running_mean, saved["loss_fn.guide.norm.running_mean"])
+
+
+def test_a_tensorboard_logger_writes_beside_metrics_csv(tmp_path):
+    train(tmp_path / "run", "--epochs", "1", "--logger", "tensorboard")
+    assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
+    assert [row["epoch"] for row in rows(tmp_path / "run")] == ["0"]
