@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pyro_partial.data.yaleb import light_directions
-from pyro_partial.lighting import angles_from_direction, direction_from_angles, lighting_prior
+from pyro_partial.distributions.lighting import angles_from_direction, direction_from_angles, lighting_prior
 from pyro_partial.metrics import angular_error
 
 # Every (azimuth, elevation) pair of a 5-degree grid, poles and the Yale B extremes included.

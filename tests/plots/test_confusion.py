@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from pyro_partial.plots_confusion import plot_confusion_matrix
+from pyro_partial.plots.confusion import plot_confusion_matrix
 
 
 def test_every_count_is_written_in_its_cell(tmp_path, monkeypatch):

@@ -2,7 +2,8 @@ import matplotlib.image
 import pytest
 from matplotlib.figure import Figure
 
-from pyro_partial.training import MetricsCSV, plot_learning_curves
+from pyro_partial.plots import plot_learning_curves
+from pyro_partial.training import MetricsCSV
 
 
 @pytest.fixture

@@ -98,16 +98,3 @@ def test_write_figures_writes_every_figure(tmp_path, images):
     assert sorted(paths) == ["analogies", "reconstructions", "style_variation_2", "style_variation_5"]
     analogies = matplotlib.image.imread(paths["analogies"])
     assert analogies.shape[:2] == (3 * 6 + 2, 11 * 7 + 2)
-
-
-def test_run_figures_arguments_default_to_the_run_directory_and_check_the_image_count(tmp_path):
-    from pyro_partial.plots import parse_run_figures_args, run_figures_parser
-
-    parser = run_figures_parser("pyro-partial plot x", "figures", num_images=5, images="faces")
-    args = parse_run_figures_args(parser, ["--run", str(tmp_path)])
-    assert args.out == tmp_path / "figures" and args.num_images == 5 and args.seed == 0
-    assert (
-        parse_run_figures_args(parser, ["--run", str(tmp_path), "--out", "elsewhere"]).out.name == "elsewhere"
-    )
-    with pytest.raises(SystemExit):
-        parse_run_figures_args(parser, ["--run", str(tmp_path), "--num-images", "0"])

@@ -2,11 +2,14 @@ import matplotlib.image
 import pytest
 import torch
 
-from pyro_partial.plots_latent import (
+from pyro_partial.plots.latent import (
     class_mean_abs,
+    image_shape,
     plot_aggregate_posterior,
     plot_class_mean_abs,
     traversal_grid,
+    traversal_values,
+    write_traversals,
 )
 
 
@@ -50,6 +53,44 @@ def test_traversal_grid_errors(z, values, dims, match):
 def test_traversal_grid_needs_images():
     with pytest.raises(ValueError, match="images"):
         traversal_grid(lambda z: z, torch.zeros(3), torch.zeros(4))
+
+
+def test_traversal_values_span_the_central_quantiles():
+    codes = torch.stack([torch.arange(101.0), -2 * torch.arange(101.0)], -1)  # (101, 2)
+    values = traversal_values(codes, steps=5, coverage=0.8)  # quantiles 0.1 and 0.9: 10 .. 90
+    assert torch.allclose(values[0], torch.tensor([10.0, 30.0, 50.0, 70.0, 90.0]))
+    assert torch.allclose(values[1], torch.tensor([-180.0, -140.0, -100.0, -60.0, -20.0]))
+    assert traversal_values(codes.double()).dtype == torch.float64
+    with pytest.raises(ValueError, match="codes must be"):
+        traversal_values(torch.zeros(3))
+    with pytest.raises(ValueError, match="coverage"):
+        traversal_values(codes, coverage=0.0)
+
+
+def test_image_shape():
+    assert image_shape((784,)) == (1, 28, 28) and image_shape([3, 8, 4]) == (3, 8, 4)
+    for bad in ((10,), (2, 5)):
+        with pytest.raises(ValueError, match="no images"):
+            image_shape(bad)
+
+
+def test_write_traversals_sweeps_the_dimensions_of_largest_variance(tmp_path):
+    codes = torch.randn(200, 4) * torch.tensor([0.1, 3.0, 1.0, 2.0])
+    decoded = []
+
+    def decode(z):
+        decoded.append(z)
+        return as_image(z)
+
+    path = write_traversals(decode, codes[0], codes, tmp_path / "t.png", max_dims=2, steps=3)
+    (grid,) = decoded
+    assert grid.shape == (2, 3, 4)  # rows: dimensions 1 and 3, in increasing order
+    expected = traversal_values(codes, steps=3)
+    assert torch.equal(grid[0, :, 1], expected[1]) and torch.equal(grid[1, :, 3], expected[3])
+    assert torch.equal(grid[0, :, [0, 2, 3]], codes[0, [0, 2, 3]].expand(3, 3))
+    assert matplotlib.image.imread(path).ndim == 3
+    with pytest.raises(ValueError, match="one code"):
+        write_traversals(decode, codes[:2], codes, tmp_path / "t.png")
 
 
 def test_class_mean_abs_by_hand():

@@ -76,8 +76,11 @@ def test_resume_refuses_changed_settings_and_lists_them(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "lr: saved 0.05, asked 0.01" in error and "z_dim: saved 2, asked 3" in error
     assert "--override lr z-dim" in error
+    train(tmp_path / "run", "--epochs", "2", "--resume")
     with pytest.raises(SystemExit):  # fewer epochs than already trained
-        train(tmp_path / "run", "--epochs", "0", "--resume")
+        train(tmp_path / "run", "--epochs", "1", "--resume")
+    assert "has already trained 2 epochs; --epochs 1 is fewer" in capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 2
 
 
 def test_an_override_takes_effect_and_is_recorded(tmp_path):
@@ -139,3 +142,24 @@ def test_a_tensorboard_logger_writes_beside_metrics_csv(tmp_path):
     train(tmp_path / "run", "--epochs", "1", "--logger", "tensorboard")
     assert list((tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*"))
     assert [row["epoch"] for row in rows(tmp_path / "run")] == ["0"]
+
+
+class PlottedToy(Toy):
+    plot_description = "no figure, the arguments it was given"
+
+    def plot(self, args, module, config):
+        self.plotted = args
+        return {}
+
+
+def test_plot_arguments_default_to_the_run_directory_and_check_the_image_count(tmp_path, capsys):
+    train(tmp_path / "run", "--epochs", "1")
+    experiment = PlottedToy()
+    runner.plot(experiment, ["--run", str(tmp_path / "run"), "--num-images", "5"])
+    args = experiment.plotted
+    assert args.out == tmp_path / "run" / "figures" and args.num_images == 5 and args.seed == 0
+    runner.plot(experiment, ["--run", str(tmp_path / "run"), "--out", str(tmp_path / "elsewhere")])
+    assert experiment.plotted.out == tmp_path / "elsewhere"
+    with pytest.raises(SystemExit):
+        runner.plot(experiment, ["--run", str(tmp_path / "run"), "--num-images", "0"])
+    assert "--num-images must be positive, got 0" in capsys.readouterr().err
