@@ -1,17 +1,20 @@
 """The experiments of Mathieu et al. (2019), "Disentangling Disentanglement in Variational Autoencoders".
 
-A VAE with encoder q(z | x) = N(μ(x), diag σ(x)²), a chosen prior p(z) and a decoder p(x | z) is trained on
-the decomposition objective (eq. 7, :class:`~pyro_partial.infer.DecompositionELBO`)
+A VAE with encoder q(z | x) = N(μ(x), diag σ(x)²), a chosen prior p(z) and a decoder p(x | z)
+(:mod:`pyro_partial_models.decomposition_vae`) is trained on the decomposition objective (eq. 7,
+:class:`~pyro_partial.infer.DecompositionELBO`)
 
     L(x) = E_q(z|x)[log p(x | z)] − β KL(q(z | x) ‖ p(z)) − α D(q(z), p(z)),
 
-with q(z) the aggregate posterior of the batch and D the MMD (default) or the inclusive KL. Three
-sub-experiments, one command each:
+with q(z) the aggregate posterior of the batch and D the MMD (default) or the inclusive KL. Each epoch visits
+the training data in a fresh random order (``--seed``), in batches of ``--batch-size`` (the last incomplete
+batch dropped). Three experiments, one command each:
 
 ``pinwheel`` (clustering, section 6): 400 pinwheel points, D = 2, the 4-Gaussian mixture prior;
 (β, α) = (1, 0) against (0, 1). Scores: the adjusted Rand index and purity of the prior component most
-responsible for each encoder mean against the true arm (does q(z) take the prior's clusters?) and the MMD
-between the aggregate posterior (one draw per point) and the prior. Figure: q(z) over p(z), ``pinwheel.png``.
+responsible for each encoder mean against the true arm (does q(z) take the prior's clusters?,
+:mod:`pyro_partial.metrics.clustering`) and the MMD between the aggregate posterior (one draw per point) and
+the prior. Figure: q(z) over p(z), ``pinwheel.png``.
 
 ``sparsity`` (section 6): MNIST or Fashion-MNIST (``--dataset``), D = 50, the sparse prior
 γ N(0, 0.05²) + (1 − γ) N(0, 1) per dimension (γ = 0 is N(0, I)), Laplace likelihood of scale 0.1,
@@ -24,222 +27,201 @@ are read from ``<--data>/FashionMNIST/raw/``.
 
 ``dsprites`` (independence, section 5): procedurally rendered dSprites (no npz needed), D = 10, Bernoulli
 likelihood, convolutional networks; prior isotropic, anisotropic (fixed standard deviations) or Student-t.
-Scores: the disentanglement metrics of :mod:`pyro_partial.metrics` (Kim & Mnih's FactorVAE score by
-default) on the encoder means, with per-metric options such as Mathieu et al.'s 1000 points per FactorVAE
-vote: ``--metric-option factor_vae.group_size=1000``. Figure: latent traversals (``traversals.png``).
+The ``--train-size`` training frames (default all 737,280) are rendered once, kept bit-packed on the training
+device and unpacked batch by batch there (:mod:`pyro_partial_models.binary_images`). Scores: the
+disentanglement metrics of :mod:`pyro_partial.metrics` (Kim & Mnih's FactorVAE score by default) on the
+encoder means, with per-metric options such as Mathieu et al.'s 1000 points per FactorVAE vote:
+``--metric-option factor_vae.group_size=1000``. Figure: latent traversals (``traversals.png``).
 
-    python -m models.decomposition pinwheel --beta 1 --alpha 0 --seed 0
-    python -m models.decomposition pinwheel --beta 0 --alpha 1 --seed 0
-    python -m models.decomposition sparsity --alpha 100 --gamma 0.8 --seed 0
-    python -m models.decomposition sparsity --dataset fashion-mnist --alpha 100 --seed 0
-    python -m models.decomposition dsprites --prior anisotropic --beta 4 --seed 0
-    pyro-partial train decomposition pinwheel --beta 0 --alpha 1 --seed 0   # the same, via the CLI
+    pyro-partial train pinwheel --beta 1 --alpha 0 --seed 0
+    pyro-partial train pinwheel --beta 0 --alpha 1 --seed 0
+    pyro-partial train sparsity --alpha 100 --gamma 0.8 --seed 0
+    pyro-partial train sparsity --dataset fashion-mnist --alpha 100 --seed 0
+    pyro-partial train dsprites --prior anisotropic --beta 4 --seed 0
+    pyro-partial plot pinwheel --run runs/pinwheel/mixture_beta0_alpha1_seed0
 
 Budgets. The defaults are the paper's reference settings where known (Mathieu et al.'s code): sparsity
 batch 500, lr 5e-4, 80 epochs; dSprites batch 64, lr 5e-4, 20 epochs of all 737,280 images. The pinwheel's
-300 full-batch epochs, the network sizes and the anisotropic scales are our choices. Measured on a shared
-2-core CPU, one thread: pinwheel 300 epochs take 0.5-1 minute; sparsity on all 60,000 MNIST images takes
-about 9 s per epoch at α = 0 and 80 s at α > 0 (the per-dimension MMD of 50 dimensions over 500 × 500 pairs),
-so ``--epochs 10`` fits a quarter of an hour and the paper's 80 epochs about two hours; dSprites is GPU scale
-(20 epochs are 230,000 steps): ``--train-size 32000 --epochs 4`` (2,000 steps, about 8 minutes, plus 3-4
-minutes for FactorVAE with ``--metric-option factor_vae.num_train=2000 --metric-option
-factor_vae.num_eval=1000`` and MIG) is the budget of ``benchmarks/decomposition_grid.py``.
-Every run writes ``config.json``, ``metrics.csv`` (per epoch), ``checkpoint.pt`` (atomic; ``--resume``
-continues exactly), the figures and ``results.json`` (the scores, command, versions and seed) under
-``--out`` (default ``runs/decomposition/<experiment>_<prior>_beta<β>_alpha<α>_seed<seed>``).
+300 full-batch epochs, the network sizes and the anisotropic scales are our choices. The budget of
+``benchmarks/decomposition_grid.py`` for dSprites is ``--train-size 32000 --epochs 4`` (2,000 steps) with
+``--metric-option factor_vae.num_train=2000 --metric-option factor_vae.num_eval=1000``. ``results.json``
+holds the scores; the figures are drawn by ``pyro-partial plot``.
 """
 
 from __future__ import annotations
 
+import abc
 import argparse
 import ast
-import json
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyro
 import pyro.distributions as dist
 import torch
-from pyro.infer import SVI
-from pyro.optim import Adam
-from sklearn.metrics import adjusted_rand_score
-from torch import nn
 
-from pyro_partial.data import DSprites, Pinwheel, load_mnist
+from pyro_partial.data import DSprites, load_mnist
+from pyro_partial.data import Pinwheel as PinwheelData
 from pyro_partial.data.mnist import DATASETS
-from pyro_partial.distributions import priors
-from pyro_partial.infer import DecompositionELBO
-from pyro_partial.infer.divergences import mmd_imq
-from pyro_partial.metrics import METRICS, evaluate_disentanglement, hoyer_sparsity
+from pyro_partial.data.sampling import ShuffledBatchSampler
+from pyro_partial.infer import DecompositionELBO, mmd_imq
+from pyro_partial.metrics import METRICS, cluster_scores, evaluate_disentanglement, hoyer_sparsity
 from pyro_partial.metrics.evaluate import metric_options
-from pyro_partial.nn import MLP, ConvDecoder, ConvEncoder, GaussianHead
-from pyro_partial.plots import save_grid
-from pyro_partial.plots_latent import (
-    class_mean_abs,
-    plot_aggregate_posterior,
-    plot_class_mean_abs,
-    traversal_grid,
-)
-from pyro_partial.training import (
-    add_run_arguments,
-    atomic_write,
-    fit,
-    parse_recording_command,
-    parsed_arguments,
-    write_results,
-)
+from pyro_partial.plots import class_mean_abs, plot_aggregate_posterior, plot_class_mean_abs
+from pyro_partial.plots.latent import image_shape, write_traversals
+from pyro_partial.training import DeviceBatches, Experiment, Setup
+from pyro_partial_models.binary_images import gather_unpacked, pack_images
+from pyro_partial_models.decomposition_vae import LIKELIHOODS, NETWORKS, PRIORS, DecompositionVAE, build_vae
 
-PROG = "python -m models.decomposition"
-EXPERIMENTS = ("pinwheel", "sparsity", "dsprites")
-PRIORS = ("isotropic", "anisotropic", "student-t", "sparse", "mixture")
-LIKELIHOODS = ("bernoulli", "laplace", "normal")
-NETWORKS = ("mlp", "conv")
-CONFIG, RESULTS = "config.json", "results.json"
-MODULE = "decomposition_vae"
-"""The name of the VAE in Pyro's parameter store and in checkpoints."""
+RENDER_CHUNK = 8192
+"""dSprites frames rendered (and packed) at a time."""
 
 
-def make_prior(
-    name: str,
-    dim: int,
-    *,
-    scales: Sequence[float] | None = None,
-    df: float = 5.0,
-    gamma: float = 0.8,
-) -> dist.Distribution:
-    """The prior p(z) over ``dim`` latent dimensions (batch shape ``()``, event shape ``(dim,)``).
+class DecompositionExperiment(Experiment):
+    """The shared experiment: the VAE's options, the objective, the batches and the results record.
 
-    :param name: ``"isotropic"`` N(0, I); ``"anisotropic"`` N(0, diag σ²) with ``scales`` σ (default
-        ``linspace(1, 0.2, dim)``, our choice: the paper fixes the variances without stating them here);
-        ``"student-t"`` with ``df`` ν per dimension; ``"sparse"`` γ N(0, 0.05²) + (1 − γ) N(0, 1) per
-        dimension (``gamma`` = 0 is exactly N(0, I)); ``"mixture"`` the 4-Gaussian clustering prior (dim 2).
+    A subclass sets ``name``, ``description``, ``defaults`` and the VAE's defaults below, and supplies its
+    data (:meth:`load_data`), the training batches (:meth:`training_batches`) and its scores
+    (:meth:`scores`).
     """
-    if name == "isotropic" or (name == "sparse" and gamma == 0):
-        return priors.isotropic_gaussian(dim)
-    if name == "anisotropic":
-        sigma = torch.linspace(1.0, 0.2, dim) if scales is None else torch.tensor(list(scales))
-        if sigma.shape != (dim,):
-            raise ValueError(
-                f"scales must hold {dim} standard deviations (one per dimension), got {len(sigma)}"
+
+    prior = "isotropic"
+    z_dim = 10
+    network = "mlp"
+    hidden: tuple[int, ...] = (256,)
+    likelihood = "bernoulli"
+    plot_description = "Write PNG figures of a trained run."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--beta", type=float, default=1.0, help="β, the weight of KL(q(z|x) ‖ p(z))")
+        parser.add_argument(
+            "--alpha", type=float, default=0.0, help="α, the weight of D(q(z), p(z)) per point"
+        )
+        parser.add_argument("--divergence", choices=("mmd", "inclusive_kl"), default="mmd", help="D")
+        parser.add_argument("--prior", choices=PRIORS, default=self.prior, help="p(z)")
+        parser.add_argument("--gamma", type=float, default=0.8, help="spike weight γ of the sparse prior")
+        parser.add_argument(
+            "--df", type=float, default=5.0, help="degrees of freedom ν of the Student-t prior"
+        )
+        parser.add_argument("--prior-scales", type=float, nargs="+", help="σ_d of the anisotropic prior")
+        parser.add_argument("--z-dim", type=int, default=self.z_dim, help="latent dimension D")
+        parser.add_argument("--network", choices=NETWORKS, default=self.network, help="encoder/decoder")
+        parser.add_argument(
+            "--hidden", type=int, nargs="+", default=list(self.hidden), help="fully connected hidden sizes"
+        )
+        parser.add_argument(
+            "--channels", type=int, nargs="+", default=[32, 32, 64, 64], help="conv channels (--network conv)"
+        )
+        parser.add_argument("--likelihood", choices=LIKELIHOODS, default=self.likelihood, help="p(x | z)")
+        parser.add_argument(
+            "--obs-scale", type=float, default=0.1, help="scale of the Laplace / normal p(x | z)"
+        )
+        parser.add_argument("--train-size", type=int, help="use only this many training observations")
+
+    def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        problems = []
+        if not (args.beta >= 0 and args.alpha >= 0):  # also refuses NaN
+            problems.append(f"--beta and --alpha must be non-negative, got {args.beta} and {args.alpha}")
+        if args.z_dim < 1:
+            problems.append(f"--z-dim must be a positive dimension, got {args.z_dim}")
+        if any(size < 1 for size in args.hidden + args.channels):
+            problems.append(
+                f"--hidden and --channels must be positive, got {args.hidden} and {args.channels}"
             )
-        return priors.anisotropic_gaussian(sigma)
-    if name == "student-t":
-        return priors.student_t(dim, df)
-    if name == "sparse":
-        return priors.sparse_gaussian_mixture(dim, gamma)
-    if name == "mixture":
-        if dim != 2:
-            raise ValueError(f"the mixture prior is 2-dimensional, got a latent dimension of {dim}")
-        return priors.gaussian_mixture()
-    raise ValueError(f"prior must be one of {PRIORS}, got {name!r}")
+        if not args.obs_scale > 0:
+            problems.append(f"--obs-scale must be positive, got {args.obs_scale}")
+        if not 0 <= args.gamma < 1:
+            problems.append(f"--gamma must lie in [0, 1), got {args.gamma}")
+        if not args.df > 0:
+            problems.append(f"--df must be positive, got {args.df}")
+        if args.prior_scales is not None:
+            if len(args.prior_scales) != args.z_dim or not all(s > 0 for s in args.prior_scales):
+                problems.append(
+                    f"--prior-scales must be {args.z_dim} positive standard deviations (--z-dim), got "
+                    f"{args.prior_scales}"
+                )
+        if args.prior == "mixture" and args.z_dim != 2:
+            problems.append(f"--prior mixture is 2-dimensional: --z-dim must be 2, got {args.z_dim}")
+        if args.train_size is not None and args.train_size < 1:
+            problems.append(f"--train-size must be a positive number of observations, got {args.train_size}")
+        return problems
+
+    def run_name(self, args: argparse.Namespace) -> str:
+        return f"{args.prior}_beta{args.beta:g}_alpha{args.alpha:g}_seed{args.seed}"
+
+    def build_module(self, model_config: dict[str, Any]) -> DecompositionVAE:
+        return build_vae(**model_config)
+
+    def model_config(self, args: argparse.Namespace, obs_shape: Sequence[int]) -> dict[str, Any]:
+        """The settings of :func:`~pyro_partial_models.decomposition_vae.build_vae` (JSON values)."""
+        return {
+            "obs_shape": list(obs_shape),
+            "z_dim": args.z_dim,
+            "prior": args.prior,
+            "network": args.network,
+            "hidden": list(args.hidden),
+            "channels": list(args.channels),
+            "likelihood": args.likelihood,
+            "obs_scale": args.obs_scale,
+            "prior_options": {"scales": args.prior_scales, "df": args.df, "gamma": args.gamma},
+        }
+
+    @abc.abstractmethod
+    def training_batches(self, args: argparse.Namespace, data: Any) -> tuple[DeviceBatches, Sequence[int]]:
+        """The training data's batches (each gathered as ``(observations,)``) and one observation's shape."""
+
+    @abc.abstractmethod
+    def scores(self, args: argparse.Namespace, data: Any, vae: DecompositionVAE) -> dict[str, Any]:
+        """The scores of the trained ``vae`` (in eval mode) recorded in ``results.json``."""
+
+    def sampler(self, args: argparse.Namespace, num_train: int) -> ShuffledBatchSampler:
+        """Each epoch a permutation of the ``num_train`` rows from ``(seed, epoch)``, the last incomplete
+        batch dropped (unless the data is smaller than one batch)."""
+        return ShuffledBatchSampler(num_train, args.batch_size, seed=args.seed, drop_last=True)
+
+    def build(self, args: argparse.Namespace, data: Any) -> Setup:
+        batches, obs_shape = self.training_batches(args, data)
+        model_config = self.model_config(args, obs_shape)
+        vae = self.build_module(model_config)
+        elbo = DecompositionELBO(
+            beta=args.beta, alpha=args.alpha, divergence=args.divergence, latent_sites=["z"]
+        )
+        summary = (
+            f"{len(batches.sampler.rows)} training points, prior {args.prior}, β={args.beta:g}, "
+            f"α={args.alpha:g} ({args.divergence})"
+        )
+        return Setup(vae, elbo, batches, model_config, summary=summary)
+
+    def results(
+        self, args: argparse.Namespace, data: Any, setup: Setup, history: list[dict[str, float]]
+    ) -> dict[str, Any]:
+        began = time.perf_counter()
+        vae = setup.module.eval()
+        scores = self.scores(args, data, vae)
+        print(", ".join(f"{k}={v:.4g}" for k, v in scores.items() if isinstance(v, float)))
+        return {
+            "prior": args.prior,
+            "beta": args.beta,
+            "alpha": args.alpha,
+            "divergence": args.divergence,
+            "final_loss": history[-1]["loss"] if history else None,
+            **scores,
+            "evaluation_seconds": time.perf_counter() - began,
+        }
 
 
-class DecompositionVAE(nn.Module):
-    """A VAE whose latent site ``"z"`` carries the decomposition objective.
+def decoded_images(vae: DecompositionVAE) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``z (..., D) -> mean images (..., C, H, W)`` in [0, 1], on ``z``'s device (for traversals)."""
+    shape = image_shape(vae.obs_shape)
 
-    :param encoder: observations ``(B, *obs_shape)`` to ``(B, 2D)``: the mean and raw scale of q(z | x).
-    :param decoder: codes ``(..., D)`` to the likelihood's parameters ``(..., *obs_shape)`` (Bernoulli
-        logits, or the Laplace / normal location).
-    :param prior: p(z), event shape ``(D,)`` (see :func:`make_prior`).
-    :param obs_shape: the shape of one observation.
-    :param likelihood: ``"bernoulli"``, ``"laplace"`` or ``"normal"``, with fixed scale ``obs_scale``.
-    """
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        images = vae.model.decode(vae.as_input(z)).to(z.device)
+        return images.reshape(*z.shape[:-1], *shape).clamp(0, 1)
 
-    def __init__(
-        self,
-        encoder: nn.Module,
-        decoder: nn.Module,
-        prior: dist.Distribution,
-        obs_shape: Sequence[int],
-        likelihood: str = "bernoulli",
-        obs_scale: float = 0.1,
-    ):
-        super().__init__()
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {likelihood!r}")
-        if not obs_scale > 0:
-            raise ValueError(f"obs_scale must be positive, got {obs_scale}")
-        self.encoder = GaussianHead(encoder)
-        self.decoder = decoder
-        self.prior = prior
-        self.obs_shape = tuple(obs_shape)
-        self.likelihood = likelihood
-        self.obs_scale = obs_scale
-
-    @property
-    def z_dim(self) -> int:
-        return self.prior.event_shape[0]
-
-    def observation_dist(self, z: torch.Tensor) -> dist.Distribution:
-        """p(x | z) for codes ``(..., D)``: batch shape ``(...)``, event shape ``obs_shape``."""
-        params = self.decoder(z)
-        if self.likelihood == "bernoulli":  # validate_args off: grey-level images lie in [0, 1], not {0, 1}
-            base = dist.Bernoulli(logits=params, validate_args=False)
-        elif self.likelihood == "laplace":
-            base = dist.Laplace(params, self.obs_scale)
-        else:
-            base = dist.Normal(params, self.obs_scale)
-        return base.to_event(len(self.obs_shape))
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z | x)'s mean and standard deviation, each ``(B, D)``, for observations ``(B, *obs_shape)``."""
-        return self.encoder(x)
-
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """The mean of p(x | z), ``(..., *obs_shape)``, for codes ``(..., D)``."""
-        params = self.decoder(z)
-        return torch.sigmoid(params) if self.likelihood == "bernoulli" else params
-
-    def model(self, x: torch.Tensor) -> None:
-        pyro.module(MODULE, self)
-        with pyro.plate("data", x.shape[0]):
-            z = pyro.sample("z", self.prior)
-            pyro.sample("x", self.observation_dist(z), obs=x)
-
-    def guide(self, x: torch.Tensor) -> None:
-        pyro.module(MODULE, self)
-        with pyro.plate("data", x.shape[0]):
-            loc, scale = self.encode(x)
-            pyro.sample("z", dist.Normal(loc, scale).to_event(1))
-
-    @torch.no_grad()
-    def log_likelihood_bound(self, x: torch.Tensor, num_samples: int = 1) -> torch.Tensor:
-        """log p(x) ≥ log (1/K) Σ_k p(x | z_k) p(z_k) / q(z_k | x), z_k ~ q(z | x) (Burda et al. 2016).
-
-        K = ``num_samples``; K = 1 is the ELBO (β = 1, α = 0) and the bound tightens as K grows.
-
-        :param x: observations ``(B, *obs_shape)``.
-        :returns: one bound per observation, ``(B,)``.
-        """
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be positive, got {num_samples}")
-        loc, scale = self.encode(x)
-        posterior = dist.Normal(loc, scale).to_event(1)
-        z = posterior.sample((num_samples,))  # (K, B, D)
-        log_w = self.observation_dist(z).log_prob(x) + self.prior.log_prob(z) - posterior.log_prob(z)
-        return torch.logsumexp(log_w, 0) - math.log(num_samples)
-
-
-def cluster_scores(prior: dist.MixtureSameFamily, z: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-    """How well the mixture prior's components cluster the codes: each code ``(N, D)`` goes to its most
-    responsible component argmax_k π_k p_k(z); the assignment is scored against ``labels`` ``(N,)`` by the
-    adjusted Rand index (1: the same partition, ~0: chance) and by purity (the fraction of codes whose
-    component's majority label is their own)."""
-    if not isinstance(prior, dist.MixtureSameFamily):
-        raise TypeError(f"cluster scores need a mixture prior, got {type(prior).__name__}")
-    log_resp = prior.mixture_distribution.logits + prior.component_distribution.log_prob(z.unsqueeze(-2))
-    assigned = log_resp.argmax(-1).cpu().numpy()
-    truth = labels.cpu().numpy()
-    majority = sum(np.bincount(truth[assigned == k]).max() for k in np.unique(assigned))
-    return {
-        "adjusted_rand_index": float(adjusted_rand_score(truth, assigned)),
-        "purity": float(majority / len(truth)),
-    }
+    return decode
 
 
 @torch.no_grad()
@@ -247,173 +229,178 @@ def aggregate_mmd(vae: DecompositionVAE, x: torch.Tensor, seed: int) -> float:
     """MMD² between the aggregate posterior and the prior (the paper's per-dimension IMQ kernel): one draw
     of q(z | x_n) per row of ``x`` ``(N, *obs_shape)`` against N prior draws, the draws seeded by ``seed``
     (the global random state is left as it was)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        loc, scale = vae.encode(x)
-        z = dist.Normal(loc, scale).sample()
-        return float(mmd_imq(z, vae.prior.sample((len(x),))))
+    z, prior_samples = aggregate_posterior_sample(vae, x, seed, len(x))
+    return float(mmd_imq(z, prior_samples))
 
 
 @torch.no_grad()
-def encode_means(vae: DecompositionVAE, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """The encoder means ``(N, D)`` of observations ``(N, *obs_shape)``, computed in chunks."""
-    return torch.cat([vae.encode(x[i : i + batch_size])[0] for i in range(0, len(x), batch_size)])
+def aggregate_posterior_sample(
+    vae: DecompositionVAE, x: torch.Tensor, seed: int, num_prior_samples: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One draw of q(z | x_n) per row of ``x`` ``(N, *obs_shape)``, ``(N, D)``, and ``num_prior_samples``
+    draws of p(z), all on the module's device and seeded by ``seed`` (the global state is left as it was)."""
+    x = vae.as_input(x)
+    with torch.random.fork_rng(devices=[] if x.device.type == "cpu" else [x.device]):
+        torch.manual_seed(seed)
+        loc, scale = vae.guide.encode(x)
+        return dist.Normal(loc, scale).sample(), vae.model.prior(x).sample((num_prior_samples,))
 
 
-def traversal_values(codes: torch.Tensor, steps: int = 9, coverage: float = 0.9) -> torch.Tensor:
-    """Per-dimension traversal ranges ``(D, steps)``: evenly spaced between the codes' ``(1 ± coverage) / 2``
-    quantiles, so that every dimension is swept over the values the encoder actually uses."""
-    bounds = torch.quantile(codes, torch.tensor([(1 - coverage) / 2, (1 + coverage) / 2]), dim=0)  # (2, D)
-    fractions = torch.linspace(0.0, 1.0, steps)
-    return bounds[0, :, None] + (bounds[1] - bounds[0])[:, None] * fractions
+class Pinwheel(DecompositionExperiment):
+    name = "pinwheel"
+    description = __doc__
+    defaults = {"epochs": 300, "batch_size": 400, "lr": 1e-3}
+    prior = "mixture"
+    z_dim = 2
+    hidden = (100, 100)
+    likelihood = "normal"
+    plot_description = "Write pinwheel.png: the aggregate posterior (one draw per point) over prior samples."
 
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--num-points", type=int, default=400, help="pinwheel points (drawn from --seed)")
 
-def write_traversals(
-    vae: DecompositionVAE, x: torch.Tensor, codes: torch.Tensor, path: Path, max_dims: int = 10
-) -> Path:
-    """Traversals of the first observation of ``x`` over the ``max_dims`` codes of largest variance."""
-    dims = codes.var(0).argsort(descending=True)[:max_dims].sort().values.tolist()
-    z = encode_means(vae, x[:1])[0]
-    grid = traversal_grid(
-        lambda z: vae.decode(z).reshape(*z.shape[:-1], *_image_shape(vae.obs_shape)).clamp(0, 1),
-        z,
-        traversal_values(codes),
-        dims,
-    )
-    return save_grid(grid, path)
+    def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        problems = super().check_arguments(args)
+        if args.num_points < 1:
+            problems.append(f"--num-points must be a positive number of points, got {args.num_points}")
+        return problems
 
+    def load_data(self, args: argparse.Namespace) -> PinwheelData:
+        """``--num-points`` pinwheel points drawn from ``--seed`` (the first ``--train-size`` trained on)."""
+        return PinwheelData(args.num_points, seed=args.seed)
 
-def _image_shape(obs_shape: tuple[int, ...]) -> tuple[int, int, int]:
-    """``(C, H, W)`` of image observations; flattened square grey images ``(H·W,)`` are unflattened."""
-    if len(obs_shape) == 3:
-        return obs_shape
-    side = math.isqrt(math.prod(obs_shape))
-    if len(obs_shape) != 1 or side * side != obs_shape[0]:
-        raise ValueError(f"observations of shape {obs_shape} are no images")
-    return (1, side, side)
+    def training_batches(
+        self, args: argparse.Namespace, data: PinwheelData
+    ) -> tuple[DeviceBatches, Sequence[int]]:
+        points = data.points[: args.train_size]
+        return DeviceBatches(self.sampler(args, len(points)), {"points": points}), data.observation_shape
 
-
-@dataclass
-class Experiment:
-    """What a sub-experiment gives the training driver.
-
-    :param vae: the model.
-    :param num_train: the number of training observations.
-    :param batch: training indices ``(B,)`` to observations ``(B, *obs_shape)``.
-    :param evaluate: ``(vae, run_dir) -> scores`` after training; also writes the figures.
-    """
-
-    vae: DecompositionVAE
-    num_train: int
-    batch: Callable[[torch.Tensor], torch.Tensor]
-    evaluate: Callable[[DecompositionVAE, Path], dict[str, Any]]
-
-
-def networks(args: argparse.Namespace, obs_shape: Sequence[int]) -> tuple[nn.Module, nn.Module]:
-    """Encoder (to ``2 · z_dim`` outputs) and decoder of ``--network``, with ``--hidden`` fully connected
-    layers (mirrored in the decoder) and, for ``conv``, ``--channels`` convolutions."""
-    out = 2 * args.z_dim
-    hidden = list(args.hidden)
-    if args.network == "conv":
-        encoder = ConvEncoder(obs_shape, out, hidden, channels=args.channels)
-        decoder = ConvDecoder(args.z_dim, obs_shape, hidden[::-1], channels=args.channels[::-1])
-        return encoder, decoder
-    size = math.prod(obs_shape)
-    encoder = nn.Sequential(nn.Flatten(1), MLP(size, hidden, out, activation="relu"))
-    decoder = nn.Sequential(
-        MLP(args.z_dim, hidden[::-1], size, activation="relu"), nn.Unflatten(-1, obs_shape)
-    )
-    return encoder, decoder
-
-
-def build_vae(args: argparse.Namespace, obs_shape: Sequence[int]) -> DecompositionVAE:
-    prior = make_prior(args.prior, args.z_dim, scales=args.prior_scales, df=args.df, gamma=args.gamma)
-    encoder, decoder = networks(args, obs_shape)
-    return DecompositionVAE(encoder, decoder, prior, obs_shape, args.likelihood, args.obs_scale)
-
-
-def pinwheel(args: argparse.Namespace) -> Experiment:
-    """The clustering experiment on ``--num-points`` pinwheel points (drawn from ``--seed``)."""
-    data = Pinwheel(args.num_points, seed=args.seed)
-    vae = build_vae(args, data.observation_shape)
-
-    def evaluate(vae: DecompositionVAE, run_dir: Path) -> dict[str, Any]:
+    def scores(self, args: argparse.Namespace, data: PinwheelData, vae: DecompositionVAE) -> dict[str, Any]:
         scores: dict[str, Any] = {"mmd_aggregate_prior": aggregate_mmd(vae, data.points, args.seed)}
-        if isinstance(vae.prior, dist.MixtureSameFamily):
-            scores.update(cluster_scores(vae.prior, encode_means(vae, data.points), data.labels))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(args.seed)
-            loc, scale = vae.encode(data.points)
-            z, prior_samples = dist.Normal(loc, scale).sample(), vae.prior.sample((2000,))
-        title = f"{args.prior} prior, β = {args.beta:g}, α = {args.alpha:g}"
-        plot_aggregate_posterior(z, prior_samples, run_dir / "pinwheel.png", data.labels, title)
+        codes = vae.encode_means(data.points)
+        prior = vae.model.prior(codes)
+        if isinstance(prior, dist.MixtureSameFamily):
+            scores.update(cluster_scores(prior, codes, data.labels))
         return scores
 
-    return Experiment(vae, len(data), lambda index: data.points[index], evaluate)
+    def plot(
+        self, args: argparse.Namespace, module: DecompositionVAE, config: dict[str, Any]
+    ) -> dict[str, Path]:
+        run = config["arguments"]
+        data = PinwheelData(run["num_points"], seed=run["seed"])
+        z, prior_samples = aggregate_posterior_sample(module, data.points, args.seed, 2000)
+        title = f"{run['prior']} prior, β = {run['beta']:g}, α = {run['alpha']:g}"
+        path = plot_aggregate_posterior(z, prior_samples, args.out / "pinwheel.png", data.labels, title)
+        return {"pinwheel": path}
 
 
-def sparsity(args: argparse.Namespace) -> Experiment:
-    """The sparsity experiment on MNIST or Fashion-MNIST: all 60,000 training images (or the first
-    ``--train-size``), scored on the first ``--eval-size`` test images."""
-    load = dict(flatten=args.network == "mlp", dataset=args.dataset, image_size=args.image_size)
-    try:
-        train_x, _ = load_mnist("train", args.data, validation_size=0, **load)
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{error} Here the data root is --data.") from None
-    test_x, test_y = load_mnist("test", args.data, **load)
-    train_x = train_x[: args.train_size]
-    test_x, test_y = test_x[: args.eval_size], test_y[: args.eval_size]
-    vae = build_vae(args, train_x.shape[1:])
+@dataclass(frozen=True)
+class SparsityData:
+    """Training images and the test images with their labels (flattened for MLP networks)."""
 
-    def evaluate(vae: DecompositionVAE, run_dir: Path) -> dict[str, Any]:
-        codes = encode_means(vae, test_x)
-        bounds = torch.cat([vae.log_likelihood_bound(x, args.iwae_samples) for x in test_x.split(500)])
-        title = (
-            f"{args.dataset}, {args.prior} prior (γ = {args.gamma:g}), β = {args.beta:g}, α = {args.alpha:g}"
+    train_x: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+class Sparsity(DecompositionExperiment):
+    name = "sparsity"
+    description = __doc__
+    defaults = {"epochs": 80, "batch_size": 500, "lr": 5e-4}
+    prior = "sparse"
+    z_dim = 50
+    hidden = (500,)
+    likelihood = "laplace"
+    plot_description = (
+        "Write class_bars.png (average |z_d| of the test images' encoder means per class) and traversals.png "
+        "(a test image's code, each of the 10 dimensions of largest variance swept over its range)."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
+        parser.add_argument(
+            "--image-size", type=int, help="image side, resized if not 28 (default: 28; fashion-mnist 32)"
         )
-        plot_class_mean_abs(class_mean_abs(codes, test_y, 10), run_dir / "class_bars.png", title=title)
-        write_traversals(vae, test_x, codes, run_dir / "traversals.png")
+        parser.add_argument("--eval-size", type=int, default=10000, help="test images scored")
+        parser.add_argument("--iwae-samples", type=int, default=100, help="K of the log-likelihood bound")
+
+    def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        problems = super().check_arguments(args)
+        for option in ("image_size", "eval_size", "iwae_samples"):
+            value = getattr(args, option)
+            if value is not None and value < 1:
+                problems.append(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+        return problems
+
+    def run_name(self, args: argparse.Namespace) -> str:
+        data = "" if args.dataset == "mnist" else f"{args.dataset}_"
+        return data + super().run_name(args)
+
+    @staticmethod
+    def image_size(args: argparse.Namespace) -> int:
+        """``--image-size``, by default 32 for Fashion-MNIST (the paper's) and 28 for MNIST."""
+        if args.image_size is not None:
+            return args.image_size
+        return 32 if args.dataset == "fashion-mnist" else 28
+
+    def load_data(self, args: argparse.Namespace) -> SparsityData:
+        """All 60,000 training images (or the first ``--train-size``) and the first ``--eval-size`` test
+        images."""
+        load = self.loading(args, args.network == "mlp", args.download)
+        try:
+            train_x, _ = load_mnist("train", args.data, validation_size=0, **load)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"{error} Here the data root is --data.") from None
+        return SparsityData(train_x[: args.train_size], *self.load_test(args, args.data, load))
+
+    def loading(self, run: argparse.Namespace, flatten: bool, download: bool) -> dict[str, Any]:
+        """The keyword arguments of :func:`~pyro_partial.data.load_mnist` for a run's options."""
+        return dict(flatten=flatten, dataset=run.dataset, image_size=self.image_size(run), download=download)
+
+    def load_test(
+        self, run: argparse.Namespace, root: Path | None, load: dict[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``--eval-size`` test images of a run and their labels."""
+        test_x, test_y = load_mnist("test", root, **load)
+        return test_x[: run.eval_size], test_y[: run.eval_size]
+
+    def training_batches(
+        self, args: argparse.Namespace, data: SparsityData
+    ) -> tuple[DeviceBatches, Sequence[int]]:
+        sampler = self.sampler(args, len(data.train_x))
+        return DeviceBatches(sampler, {"images": data.train_x}), data.train_x.shape[1:]
+
+    def scores(self, args: argparse.Namespace, data: SparsityData, vae: DecompositionVAE) -> dict[str, Any]:
+        codes = vae.encode_means(data.test_x)
+        bounds = torch.cat(
+            [
+                vae.log_likelihood_bound(vae.as_input(x), args.iwae_samples).cpu()
+                for x in data.test_x.split(500)
+            ]
+        )
         return {
-            "hoyer_sparsity": hoyer_sparsity(codes.numpy()),
+            "hoyer_sparsity": hoyer_sparsity(codes.cpu().numpy()),
             "test_log_likelihood_bound": float(bounds.mean()),
             "iwae_samples": args.iwae_samples,
-            "num_test": len(test_x),
+            "num_test": len(data.test_x),
+            "image_size": self.image_size(args),
         }
 
-    return Experiment(vae, len(train_x), lambda index: train_x[index], evaluate)
-
-
-def dsprites(args: argparse.Namespace) -> Experiment:
-    """The independence experiment on procedurally rendered dSprites: ``--train-size`` images drawn once
-    from ``--seed`` (default all 737,280), rendered batch by batch."""
-    data = DSprites(source="procedural")
-    rng = np.random.default_rng(args.seed)
-    size = len(data) if args.train_size is None else min(args.train_size, len(data))
-    index = rng.choice(len(data), size, replace=False)
-    factors = np.stack(np.unravel_index(index, data.factor_sizes), axis=1)
-    vae = build_vae(args, data.observation_shape)
-
-    def batch(rows: torch.Tensor) -> torch.Tensor:  # rendering is deterministic: the rng is never used
-        return data.observations_from_factors(factors[rows.numpy()], np.random.default_rng(0))
-
-    def evaluate(vae: DecompositionVAE, run_dir: Path) -> dict[str, Any]:
-        def representation(x: torch.Tensor) -> torch.Tensor:
-            return vae.encode(x)[0]
-
-        options = parse_metric_options(args.metric_option, args.metrics)
-        scores = evaluate_disentanglement(
-            data,
-            representation,
-            seed=args.seed,
-            profile=args.metric_profile,
-            metrics=args.metrics,
-            options=options,
+    def plot(
+        self, args: argparse.Namespace, module: DecompositionVAE, config: dict[str, Any]
+    ) -> dict[str, Path]:
+        run = argparse.Namespace(**config["arguments"])
+        load = self.loading(run, len(module.obs_shape) == 1, args.download)
+        test_x, test_y = self.load_test(run, args.data, load)
+        codes = module.encode_means(test_x)
+        title = f"{run.dataset}, {run.prior} prior (γ = {run.gamma:g}), β = {run.beta:g}, α = {run.alpha:g}"
+        bars = plot_class_mean_abs(
+            class_mean_abs(codes, test_y, 10), args.out / "class_bars.png", title=title
         )
-        _, sample = data.sample(1000, np.random.default_rng(args.seed))
-        write_traversals(vae, sample, encode_means(vae, sample), run_dir / "traversals.png")
-        return {**scores, "metric_profile": args.metric_profile, "metric_options": options}
-
-    return Experiment(vae, size, batch, evaluate)
+        traversals = write_traversals(decoded_images(module), codes[0], codes, args.out / "traversals.png")
+        return {"class_bars": bars, "traversals": traversals}
 
 
 def parse_metric_options(items: Sequence[str], metrics: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -440,193 +427,84 @@ def parse_metric_options(items: Sequence[str], metrics: Sequence[str]) -> dict[s
     return options
 
 
-BUILDERS: dict[str, Callable[[argparse.Namespace], Experiment]] = {
-    "pinwheel": pinwheel,
-    "sparsity": sparsity,
-    "dsprites": dsprites,
-}
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "pinwheel": dict(
-        prior="mixture", z_dim=2, hidden=[100, 100], network="mlp", likelihood="normal", obs_scale=0.1,
-        batch_size=400, lr=1e-3, epochs=300,
-    ),
-    "sparsity": dict(
-        prior="sparse", z_dim=50, hidden=[500], network="mlp", likelihood="laplace", obs_scale=0.1,
-        batch_size=500, lr=5e-4, epochs=80, eval_size=10000,
-    ),
-    "dsprites": dict(
-        prior="isotropic", z_dim=10, hidden=[256], network="conv", likelihood="bernoulli", obs_scale=0.1,
-        batch_size=64, lr=5e-4, epochs=20,
-    ),
-}  # fmt: skip
+@dataclass(frozen=True)
+class DSpritesFrames:
+    """The dSprites data set and its training frames, bit-packed ``(N, 1, 64, 8)``."""
+
+    dataset: DSprites
+    packed: torch.Tensor
 
 
-class Batches:
-    """One epoch's training batches as ``(observations,)`` tuples for ``svi.step``.
-
-    The order is a permutation drawn from ``(seed, epoch)`` alone (so resumed runs see the same batches);
-    the last incomplete batch is dropped, unless the data is smaller than one batch.
-    """
-
-    def __init__(self, experiment: Experiment, batch_size: int, seed: int, epoch: int):
-        self.experiment, self.batch_size = experiment, min(batch_size, experiment.num_train)
-        self.order = torch.from_numpy(np.random.default_rng((seed, epoch)).permutation(experiment.num_train))
-
-    def __len__(self) -> int:
-        return self.experiment.num_train // self.batch_size
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor]]:
-        for i in range(len(self)):
-            yield (self.experiment.batch(self.order[i * self.batch_size : (i + 1) * self.batch_size]),)
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    """The options every sub-experiment takes; ``defaults`` are the experiment's own settings."""
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--beta", type=float, default=1.0, help="β, the weight of KL(q(z|x) ‖ p(z))")
-    parser.add_argument("--alpha", type=float, default=0.0, help="α, the weight of D(q(z), p(z)) per point")
-    parser.add_argument("--divergence", choices=("mmd", "inclusive_kl"), default="mmd", help="D")
-    parser.add_argument("--prior", choices=PRIORS)
-    parser.add_argument("--gamma", type=float, default=0.8, help="spike weight γ of the sparse prior")
-    parser.add_argument("--df", type=float, default=5.0, help="degrees of freedom ν of the Student-t prior")
-    parser.add_argument("--prior-scales", type=float, nargs="+", help="σ_d of the anisotropic prior")
-    parser.add_argument("--z-dim", type=int)
-    parser.add_argument("--network", choices=NETWORKS)
-    parser.add_argument("--hidden", type=int, nargs="+", help="fully connected hidden layer sizes")
-    parser.add_argument("--channels", type=int, nargs="+", default=[32, 32, 64, 64], help="conv channels")
-    parser.add_argument("--likelihood", choices=LIKELIHOODS)
-    parser.add_argument("--obs-scale", type=float, help="scale of the Laplace / normal likelihood")
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--train-size", type=int, help="use only this many training observations")
-    add_run_arguments(parser, "decomposition", data=False)
-    parser.set_defaults(**defaults)
-
-
-def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The command line: ``<experiment> [options]``, with each experiment's defaults."""
-    parser = argparse.ArgumentParser(
-        prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+class DSpritesIndependence(DecompositionExperiment):
+    name = "dsprites"
+    description = __doc__
+    defaults = {"epochs": 20, "batch_size": 64, "lr": 5e-4}
+    network = "conv"
+    plot_description = (
+        "Write traversals.png: the code of a random frame, each of the 10 dimensions of largest variance "
+        "(over 1000 random frames) swept over its range."
     )
-    commands = parser.add_subparsers(
-        dest="experiment", required=True, metavar="{" + ",".join(EXPERIMENTS) + "}"
-    )
-    for name in EXPERIMENTS:
-        sub = commands.add_parser(name, help=(BUILDERS[name].__doc__ or "").split("\n")[0])
-        add_common_arguments(sub, DEFAULTS[name])
-        if name == "pinwheel":
-            sub.add_argument("--num-points", type=int, default=400)
-        if name == "sparsity":
-            sub.add_argument("--data", type=Path, help="data root (default: $PYRO_PARTIAL_DATA)")
-            sub.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
-            sub.add_argument(
-                "--image-size", type=int, help="image side, resized if not 28 (default: 28; fashion-mnist 32)"
-            )
-            sub.add_argument("--eval-size", type=int, help="test images scored")
-            sub.add_argument("--iwae-samples", type=int, default=100, help="K of the log-likelihood bound")
-        if name == "dsprites":
-            sub.add_argument("--metrics", nargs="+", choices=sorted(METRICS), default=["factor_vae"])
-            sub.add_argument("--metric-profile", choices=("fast", "full"), default="full")
-            sub.add_argument(
-                "--metric-option",
-                action="append",
-                default=[],
-                metavar="METRIC.OPTION=VALUE",
-                help="an option of one metric, e.g. factor_vae.group_size=1000 (points per vote); repeatable",
-            )
-    return parser
 
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        super().add_arguments(parser)
+        parser.add_argument("--metrics", nargs="+", choices=sorted(METRICS), default=["factor_vae"])
+        parser.add_argument("--metric-profile", choices=("fast", "full"), default="full")
+        parser.add_argument(
+            "--metric-option",
+            action="append",
+            default=[],
+            metavar="METRIC.OPTION=VALUE",
+            help="an option of one metric, e.g. factor_vae.group_size=1000 (points per vote); repeatable",
+        )
 
-def parse(argv: Sequence[str] | None = None, prog: str = PROG) -> argparse.Namespace:
-    """Parse ``argv`` (default ``sys.argv[1:]``), check it, record the command and fill in ``--out``."""
-    parser = build_parser(prog)
-    args = parse_recording_command(parser, argv)
-    positive = ("epochs", "z_dim", "batch_size", "train_size", "eval_size", "iwae_samples", "num_points")
-    for name in (*positive, "image_size"):
-        value = getattr(args, name, None)
-        if value is not None and value < (0 if name == "epochs" else 1):
-            parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-    if args.beta < 0 or args.alpha < 0:
-        parser.error(f"--beta and --alpha must be non-negative, got {args.beta} and {args.alpha}")
-    if args.experiment == "sparsity" and args.image_size is None:
-        args.image_size = 32 if args.dataset == "fashion-mnist" else 28
-    if args.experiment == "dsprites":
+    def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        problems = super().check_arguments(args)
         try:
             parse_metric_options(args.metric_option, args.metrics)
         except ValueError as error:
-            parser.error(str(error))
-    if args.out is None:
-        data = "" if getattr(args, "dataset", "mnist") == "mnist" else f"-{args.dataset}"
-        run = f"{args.experiment}{data}_{args.prior}_beta{args.beta:g}_alpha{args.alpha:g}_seed{args.seed}"
-        args.out = Path("runs") / "decomposition" / run
-    return args
+            problems.append(str(error))
+        return problems
 
+    def load_data(self, args: argparse.Namespace) -> DSpritesFrames:
+        """``--train-size`` frames drawn without replacement from ``--seed`` (default all 737,280), rendered
+        and bit-packed."""
+        dataset = DSprites(source="procedural")
+        rng = np.random.default_rng(args.seed)
+        size = len(dataset) if args.train_size is None else min(args.train_size, len(dataset))
+        index = rng.choice(len(dataset), size, replace=False)
+        factors = np.stack(np.unravel_index(index, dataset.factor_sizes), axis=1)
+        packed = torch.cat(
+            [
+                pack_images(dataset.observations_from_factors(factors[i : i + RENDER_CHUNK], rng))
+                for i in range(0, size, RENDER_CHUNK)
+            ]
+        )  # rendering is deterministic: the rng is not used
+        return DSpritesFrames(dataset, packed)
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Train and evaluate the parsed experiment; write the run directory; return the results record."""
-    pyro.set_rng_seed(args.seed)
-    pyro.clear_param_store()
-    pyro.enable_validation(False)  # the test suite runs the model with validation on; off here for speed
-    experiment = BUILDERS[args.experiment](args)
-    _write_config(args)
-    elbo = DecompositionELBO(beta=args.beta, alpha=args.alpha, divergence=args.divergence, latent_sites=["z"])
-    svi = SVI(experiment.vae.model, experiment.vae.guide, Adam({"lr": args.lr}), elbo)
-    print(
-        f"decomposition {args.experiment}: {experiment.num_train} training points, prior {args.prior}, "
-        f"β={args.beta:g}, α={args.alpha:g} ({args.divergence}); run directory {args.out}"
-    )
-    history = fit(
-        svi,
-        lambda epoch: Batches(experiment, args.batch_size, args.seed, epoch),
-        epochs=args.epochs,
-        modules={MODULE: experiment.vae},
-        run_dir=args.out,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
-    began = time.perf_counter()
-    experiment.vae.eval()
-    scores = experiment.evaluate(experiment.vae, args.out)
-    results = {
-        "command": args.command,
-        "experiment": args.experiment,
-        "prior": args.prior,
-        "beta": args.beta,
-        "alpha": args.alpha,
-        "divergence": args.divergence,
-        "epochs": args.epochs,
-        "final_loss": history[-1]["loss"] if history else None,
-        "train_seconds": sum(row["seconds"] for row in history),
-        "evaluation_seconds": time.perf_counter() - began,
-        **scores,
-        "arguments": parsed_arguments(args),
-    }
-    write_results(args.out / RESULTS, results, seed=args.seed)
-    print(", ".join(f"{k}={v:.4g}" for k, v in scores.items() if isinstance(v, float)))
-    return results
+    def training_batches(
+        self, args: argparse.Namespace, data: DSpritesFrames
+    ) -> tuple[DeviceBatches, Sequence[int]]:
+        sampler = self.sampler(args, len(data.packed))
+        return DeviceBatches(
+            sampler, {"images": data.packed}, gather_unpacked
+        ), data.dataset.observation_shape
 
+    def scores(self, args: argparse.Namespace, data: DSpritesFrames, vae: DecompositionVAE) -> dict[str, Any]:
+        options = parse_metric_options(args.metric_option, args.metrics)
+        scores = evaluate_disentanglement(
+            data.dataset,
+            vae.encode_means,
+            seed=args.seed,
+            profile=args.metric_profile,
+            metrics=args.metrics,
+            options=options,
+        )
+        return {**scores, "metric_profile": args.metric_profile, "metric_options": options}
 
-def _write_config(args: argparse.Namespace) -> None:
-    """Write the run's settings; on ``--resume`` first check that they are the run's original ones."""
-    ignored = {"out", "resume", "no_progress", "epochs", "command"}
-    config = {k: v for k, v in parsed_arguments(args).items() if k not in ignored}
-    path = args.out / CONFIG
-    if args.resume and path.is_file():
-        saved = json.loads(path.read_text())
-        changed = sorted(k for k in config.keys() | saved.keys() if config.get(k) != saved.get(k))
-        if changed:
-            raise ValueError(
-                f"--resume: {path} differs in {changed}; resume with the run's original arguments"
-            )
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: f.write((json.dumps(config, indent=2) + "\n").encode()))
-
-
-def main(argv: Sequence[str] | None = None, prog: str = PROG) -> dict[str, Any]:
-    """Run ``<experiment> [options]`` (see the module docstring); returns the results record."""
-    return train(parse(argv, prog))
-
-
-if __name__ == "__main__":
-    main()
+    def plot(
+        self, args: argparse.Namespace, module: DecompositionVAE, config: dict[str, Any]
+    ) -> dict[str, Path]:
+        _, frames = DSprites(source="procedural").sample(1000, np.random.default_rng(args.seed))
+        codes = module.encode_means(frames)
+        path = write_traversals(decoded_images(module), codes[0], codes, args.out / "traversals.png")
+        return {"traversals": path}

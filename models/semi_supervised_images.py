@@ -211,11 +211,10 @@ class SemiSupervisedImages(Experiment):
 @torch.no_grad()
 def predict(vae: SSVAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
     """q(y|x)'s most probable class ``(N,)`` for flattened images ``x`` ``(N, C·H·W)``, computed in batches on
-    the module's device and returned on ``x``'s."""
-    device = next(vae.parameters()).device
-    return torch.cat(
-        [vae.classify(x[i : i + batch_size].to(device)).to(x.device) for i in range(0, len(x), batch_size)]
-    )
+    the module's device and in its dtype, returned on ``x``'s device."""
+    weight = next(vae.parameters())
+    chunks = (x[i : i + batch_size].to(weight.device, weight.dtype) for i in range(0, len(x), batch_size))
+    return torch.cat([vae.classify(chunk).to(x.device) for chunk in chunks])
 
 
 def error(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:

@@ -102,7 +102,6 @@ class SSVAEModel(PyroModule):
         label."""
         self.images.check(xs)
         ys, mask = placeholder_labels(xs, ys, mask, self.num_classes)
-        pyro.module("ss_vae_model", self)
         with pyro.plate("data", xs.shape[0]):
             z = pyro.sample("z", dist.Normal(xs.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
             prior = dist.OneHotCategorical(logits=xs.new_zeros(self.num_classes))
@@ -131,7 +130,6 @@ class SSVAEGuide(PyroModule):
         """Same arguments as :meth:`SSVAEModel.forward`."""
         self.images.check(xs)
         ys, mask = placeholder_labels(xs, ys, mask, self.num_classes)
-        pyro.module("ss_vae_guide", self)
         images = self.images.network_input(xs)
         with pyro.plate("data", xs.shape[0]):
             if self.guide_type == "m2":

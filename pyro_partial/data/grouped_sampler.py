@@ -2,12 +2,15 @@
 
 A batch is a list of ``groups_per_batch`` groups with distinct labels; a group is a list of dataset indices
 sharing one label. :func:`pad_groups` turns a batch into the padded ``(G, K)`` index and mask tensors that
-:class:`pyro_partial.grouped.GroupedVAE` consumes (``x = data[index]``).
+:class:`pyro_partial.grouped.GroupedVAE` consumes (``x = data[index]``); with ``padded=True`` the sampler
+yields those tensors itself, as :class:`pyro_partial.training.DeviceBatches` takes them (the groups are then
+the batch's rows, so each of several processes takes whole groups).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +40,8 @@ class GroupedBatchSampler(ResumableBatchSampler):
     :param batches_per_epoch: batches per epoch; defaults to ``N // (groups_per_batch * group_size)``
         (at least 1).
     :param seed: seed of the sampler's randomness.
+    :param padded: yield each batch as ``pad_groups(batch)``, a long index tensor and a bool mask of shape
+        ``(G, K)``, instead of lists of groups; the batches drawn are the same.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class GroupedBatchSampler(ResumableBatchSampler):
         min_group_size: int | None = None,
         batches_per_epoch: int | None = None,
         seed: int = 0,
+        padded: bool = False,
     ):
         labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
         if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -78,6 +84,7 @@ class GroupedBatchSampler(ResumableBatchSampler):
         self.min_group_size = min_group_size
         self.batches_per_epoch = batches_per_epoch or max(1, len(labels) // (groups_per_batch * group_size))
         self.seed = seed
+        self.padded = padded
         self._weights = counts / counts.sum()
         super().__init__()
 
@@ -94,7 +101,7 @@ class GroupedBatchSampler(ResumableBatchSampler):
             "label_counts": [len(m) for m in self.members],
         }
 
-    def _epoch_batches(self, epoch: int) -> Iterator[list[list[int]]]:
+    def _epoch_batches(self, epoch: int) -> Iterator[Any]:
         rng = np.random.default_rng([self.seed, epoch])
         streams: list[np.ndarray] = [np.empty(0, dtype=np.int64) for _ in self.members]
         for _ in range(self.batches_per_epoch):
@@ -111,7 +118,7 @@ class GroupedBatchSampler(ResumableBatchSampler):
                     streams[k] = rng.permutation(self.members[k])
                 batch.append(streams[k][:size].tolist())
                 streams[k] = streams[k][size:]
-            yield batch
+            yield pad_groups(batch) if self.padded else batch
 
 
 def pad_groups(groups: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,19 +23,23 @@ MIXTURE_VARIANCE = 0.03
 """The variance of each component of the default 2-D clustering prior."""
 
 
-def isotropic_gaussian(dim: int, scale: float | torch.Tensor = 1.0) -> dist.Independent:
+def isotropic_gaussian(
+    dim: int, scale: float | torch.Tensor = 1.0, *, dtype: torch.dtype | None = None, device=None
+) -> dist.Independent:
     """p(z) = N(0, s² I_D): the standard VAE prior for ``scale=1``.
 
     :param dim: D, the number of latent dimensions.
     :param scale: s > 0, the common standard deviation: a float or a scalar tensor (learnable if it
-        requires grad).
+        requires grad; its dtype and device are then the distribution's).
+    :param dtype: the parameters' dtype when ``scale`` is a float (default: torch's default dtype).
+    :param device: the parameters' device when ``scale`` is a float.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
     """
     _check_dim(dim)
-    scale = _positive_tensor(scale, "scale")
+    scale = _positive_tensor(scale, "scale", dtype, device)
     if scale.dim() != 0:
         raise ValueError(f"scale must be a scalar, got shape {tuple(scale.shape)}; use anisotropic_gaussian")
-    return dist.Normal(torch.zeros(dim, dtype=scale.dtype), scale.expand(dim)).to_event(1)
+    return dist.Normal(scale.new_zeros(dim), scale.expand(dim)).to_event(1)
 
 
 def anisotropic_gaussian(scales: torch.Tensor) -> dist.Independent:
@@ -54,17 +58,26 @@ def anisotropic_gaussian(scales: torch.Tensor) -> dist.Independent:
     return dist.Normal(torch.zeros_like(scales), scales).to_event(1)
 
 
-def student_t(dim: int, df: float | torch.Tensor, scale: float | torch.Tensor = 1.0) -> dist.Independent:
+def student_t(
+    dim: int,
+    df: float | torch.Tensor,
+    scale: float | torch.Tensor = 1.0,
+    *,
+    dtype: torch.dtype | None = None,
+    device=None,
+) -> dist.Independent:
     """p(z) = Π_d StudentT(z_d; ν, 0, s): independent heavy-tailed dimensions (reparameterised).
 
     :param dim: D, the number of latent dimensions.
     :param df: ν > 0, degrees of freedom (a float, a scalar or a ``(D,)`` tensor).
     :param scale: s > 0, the scale of every dimension (a float, a scalar or a ``(D,)`` tensor).
+    :param dtype: the dtype of parameters given as floats (default: torch's default dtype).
+    :param device: the device of parameters given as floats.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
     """
     _check_dim(dim)
-    df = _positive_tensor(df, "df")
-    scale = _positive_tensor(scale, "scale")
+    df = _positive_tensor(df, "df", dtype, device)
+    scale = _positive_tensor(scale, "scale", dtype, device)
     for name, value in (("df", df), ("scale", scale)):
         if value.shape not in ((), (dim,)):
             raise ValueError(f"{name} must be a scalar or have shape ({dim},), got {tuple(value.shape)}")
@@ -77,6 +90,9 @@ def sparse_gaussian_mixture(
     gamma: float = 0.8,
     spike_scale: float = SPARSE_SPIKE_SCALE,
     slab_scale: float = 1.0,
+    *,
+    dtype: torch.dtype | None = None,
+    device=None,
 ) -> dist.Independent:
     """The sparse prior: p(z) = Π_d [γ N(z_d; 0, σ_spike²) + (1 − γ) N(z_d; 0, σ_slab²)].
 
@@ -89,15 +105,17 @@ def sparse_gaussian_mixture(
     :param gamma: γ ∈ (0, 1), the spike's weight.
     :param spike_scale: σ_spike > 0, the spike's standard deviation.
     :param slab_scale: σ_slab > 0, the slab's standard deviation.
+    :param dtype: the parameters' dtype (default: torch's default dtype).
+    :param device: the parameters' device.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
     """
     _check_dim(dim)
     if not 0.0 < gamma < 1.0:
         raise ValueError(f"gamma must lie in (0, 1), got {gamma}")
-    scales = _positive_tensor([spike_scale, slab_scale], "spike_scale and slab_scale")
-    probs = torch.tensor([gamma, 1.0 - gamma], dtype=scales.dtype)
+    scales = _positive_tensor([spike_scale, slab_scale], "spike_scale and slab_scale", dtype, device)
+    probs = scales.new_tensor([gamma, 1.0 - gamma])
     mixing = dist.Categorical(probs=probs.expand(dim, 2))
-    components = dist.Normal(torch.zeros(dim, 2, dtype=scales.dtype), scales.expand(dim, 2))
+    components = dist.Normal(scales.new_zeros(dim, 2), scales.expand(dim, 2))
     return dist.MixtureSameFamily(mixing, components).to_event(1)
 
 
@@ -105,6 +123,9 @@ def gaussian_mixture(
     means: torch.Tensor | None = None,
     variance: float | torch.Tensor = MIXTURE_VARIANCE,
     weights: torch.Tensor | None = None,
+    *,
+    dtype: torch.dtype | None = None,
+    device=None,
 ) -> dist.MixtureSameFamily:
     """A mixture of K isotropic Gaussians for clustering: p(z) = Σ_k π_k N(z; μ_k, v_k I).
 
@@ -115,16 +136,18 @@ def gaussian_mixture(
     :param variance: v > 0, a float, a scalar, a ``(K,)`` tensor (one per component) or a ``(K, D)``
         tensor (diagonal covariances).
     :param weights: π, shape ``(K,)``, non-negative with a positive sum (normalised here); default uniform.
+    :param dtype: the dtype of the default or non-tensor means (default: torch's default dtype).
+    :param device: the device of the default or non-tensor means.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
     """
     if means is None:
-        means = torch.tensor([[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]])
-    elif not torch.is_tensor(means):
-        means = torch.tensor(means, dtype=torch.get_default_dtype())
+        means = [[0.0, 1.0], [0.0, -1.0], [1.0, 0.0], [-1.0, 0.0]]
+    if not torch.is_tensor(means):
+        means = torch.tensor(means, dtype=dtype or torch.get_default_dtype(), device=device)
     if means.dim() != 2 or 0 in means.shape:
         raise ValueError(f"means must have shape (K, D) with K, D >= 1, got {tuple(means.shape)}")
     num_components, dim = means.shape
-    variance = _positive_tensor(variance, "variance", dtype=means.dtype)
+    variance = _positive_tensor(variance, "variance", means.dtype, means.device)
     if variance.shape == (num_components,):
         variance = variance.unsqueeze(-1)
     elif variance.shape not in ((), (num_components, dim)):
@@ -133,7 +156,7 @@ def gaussian_mixture(
             f"got {tuple(variance.shape)}"
         )
     if weights is None:
-        weights = torch.full((num_components,), 1.0 / num_components, dtype=means.dtype)
+        weights = means.new_full((num_components,), 1.0 / num_components)
     weights = torch.as_tensor(weights, dtype=means.dtype, device=means.device)
     if weights.shape != (num_components,) or bool((weights < 0).any()) or not float(weights.sum()) > 0:
         raise ValueError(
@@ -149,12 +172,13 @@ def _check_dim(dim: int) -> None:
         raise ValueError(f"dim must be a positive integer, got {dim!r}")
 
 
-def _positive_tensor(value, name: str, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``value`` as a tensor (keeping a given tensor's dtype and graph), checked to be positive and finite."""
+def _positive_tensor(value, name: str, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
+    """``value`` as a tensor (keeping a given tensor's dtype, device and graph unless ``dtype`` or ``device``
+    is given), checked to be positive and finite."""
     if not torch.is_tensor(value):
-        value = torch.tensor(value, dtype=dtype or torch.get_default_dtype())
-    elif dtype is not None:
-        value = value.to(dtype)
+        value = torch.tensor(value, dtype=dtype or torch.get_default_dtype(), device=device)
+    else:
+        value = value.to(dtype=dtype or value.dtype, device=device or value.device)
     if not bool(torch.isfinite(value).all()) or bool((value <= 0).any()):
         raise ValueError(f"{name} must be positive and finite, got {value.tolist()}")
     return value

@@ -1,41 +1,46 @@
-"""An epoch's batches of groups as ``svi.step`` arguments for :class:`~pyro_partial.grouped.GroupedVAE`."""
+"""Mini-batches of groups for :class:`~pyro_partial.grouped.GroupedVAE`, gathered on the data's device."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Mapping
+from functools import partial
 
 import torch
 
-from pyro_partial.data.grouped_sampler import GroupedBatchSampler, pad_groups
+from pyro_partial.data.grouped_sampler import GroupedBatchSampler
+from pyro_partial.training.batches import DeviceBatches
 
 
-class GroupBatches:
-    """The remaining batches of ``sampler``'s current epoch as ``(x, mask)`` tuples.
+def gather_groups(
+    tensors: Mapping[str, torch.Tensor], item: tuple[torch.Tensor, torch.Tensor], num_groups: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The loss arguments ``(x, mask, num_groups)`` of one batch ``item = (index, mask)``, each ``(G, K)``:
+    ``x = tensors["data"][index]`` of shape ``(G, K, *event)``."""
+    index, mask = item
+    return tensors["data"][index], mask, num_groups
 
-    ``x = data[index]`` has shape ``(G, K, *event)`` and ``mask`` ``(G, K)``, with ``(index, mask)`` from
-    :func:`~pyro_partial.data.grouped_sampler.pad_groups`. Use as the ``epoch_batches`` of
-    :func:`pyro_partial.training.fit`::
 
-        def epoch_batches(epoch):
-            sampler.set_epoch(epoch)
-            return GroupBatches(sampler, data)
+def group_batches(sampler: GroupedBatchSampler, data: torch.Tensor) -> DeviceBatches:
+    """The batches of ``sampler`` over ``data``, as the loss arguments ``(x, mask, num_groups)`` of a
+    :class:`~pyro_partial.grouped.GroupedVAE`.
 
-    :param sampler: yields batches of groups of indices into ``data``.
+    The sampler yields only the padded group indices ``(index, mask)``, each ``(G, K)``
+    (:func:`~pyro_partial.data.grouped_sampler.pad_groups`); ``data`` stays on its device (moved there once,
+    :meth:`~pyro_partial.training.DeviceBatches.to`) and each batch is gathered there as
+    ``x = data[index]`` of shape ``(G, K, *event)``, with ``mask`` ``(G, K)`` true at present members.
+    ``num_groups`` is the sampler's ``G``: a process holding a share of the batch's groups (DDP) normalises
+    its loss by the whole batch's groups, so the shares' losses add up to the batch's.
+
+    :param sampler: a :class:`~pyro_partial.data.grouped_sampler.GroupedBatchSampler` with ``padded=True``
+        over the labels of ``data``'s items.
     :param data: all items, shape ``(N, *event)``.
     """
-
-    def __init__(self, sampler: GroupedBatchSampler, data: torch.Tensor):
-        if data.dim() < 1 or len(data) != sum(len(members) for members in sampler.members):
-            raise ValueError(
-                f"data must have shape (N, *event) with N = {sum(len(m) for m in sampler.members)} items "
-                f"as the sampler's labels, got {tuple(data.shape)}"
-            )
-        self.sampler, self.data = sampler, data
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for groups in self.sampler:
-            index, mask = pad_groups(groups)
-            yield self.data[index], mask
+    if not sampler.padded:
+        raise ValueError("sampler must yield padded (index, mask) batches: build it with padded=True")
+    num_items = sum(len(members) for members in sampler.members)
+    if data.dim() < 1 or len(data) != num_items:
+        raise ValueError(
+            f"data must have shape (N, *event) with N = {num_items} items as the sampler's labels, "
+            f"got {tuple(data.shape)}"
+        )
+    return DeviceBatches(sampler, {"data": data}, partial(gather_groups, num_groups=sampler.groups_per_batch))

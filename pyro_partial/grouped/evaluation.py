@@ -33,7 +33,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pyro_partial.grouped.evidence import accumulate_gaussian_evidence
 from pyro_partial.grouped.model import GroupedVAE
-from pyro_partial.plots import save_figure
+from pyro_partial.plots.grids import save_figure
 
 
 class ImageCodes(NamedTuple):
@@ -58,17 +58,20 @@ def _check_labels(labels: torch.Tensor, num: int) -> np.ndarray:
 def encode_images(vae: GroupedVAE, images: torch.Tensor, batch_size: int = 1000) -> ImageCodes:
     """Encode ``images`` ``(N, *event)`` one by one, each as a group of one member.
 
+    The images are encoded in chunks of ``batch_size`` on the module's device; the codes are returned on
+    the images' device.
+
     :returns: :class:`ImageCodes` with tensors of shape ``(N, content_dim)`` and ``(N, style_dim)``.
     """
     if images.dim() < 1 or len(images) == 0:
         raise ValueError(f"images must have shape (N, *event) with N > 0, got {tuple(images.shape)}")
+    device = next(vae.parameters(), images).device
     parts = []
     for start in range(0, len(images), batch_size):
-        content_loc, content_scale, style_loc, style_scale = vae.encode(
-            images[start : start + batch_size].unsqueeze(1)
-        )
+        chunk = images[start : start + batch_size].to(device).unsqueeze(1)
+        content_loc, content_scale, style_loc, style_scale = vae.guide.encode(chunk)
         parts.append((content_loc, content_scale, style_loc.squeeze(1), style_scale.squeeze(1)))
-    return ImageCodes(*(torch.cat(tensors) for tensors in zip(*parts, strict=True)))
+    return ImageCodes(*(torch.cat(tensors).to(images.device) for tensors in zip(*parts, strict=True)))
 
 
 def content_style_accuracy(
@@ -184,19 +187,23 @@ def swap_grid(
     :param content_groups: ``(M, K, *event)``; column ``j`` uses the accumulated content posterior mean of
         group ``j`` (``K = 1`` takes the content of single images).
     :param content_mask: optional bool ``(M, K)``, true at present members of the content groups.
-    :returns: ``(R, M, *event)``, cell ``(i, j)`` the decoder's mean at ``(C_j, S_i)``.
+    :returns: ``(R, M, *event)`` on the device of ``style_images``, cell ``(i, j)`` the decoder's mean at
+        ``(C_j, S_i)`` (computed on the module's device).
     """
     if content_groups.shape[2:] != style_images.shape[1:]:
         raise ValueError(
             f"content_groups must have shape (M, K, *event) with event {tuple(style_images.shape[1:])} of "
             f"style_images (R, *event), got {tuple(content_groups.shape)}"
         )
-    content, _, _, _ = vae.encode(content_groups, content_mask)
-    _, _, style, _ = vae.encode(style_images.unsqueeze(1))
+    device = next(vae.parameters(), style_images).device
+    if content_mask is not None:
+        content_mask = content_mask.to(device)
+    content, _, _, _ = vae.guide.encode(content_groups.to(device), content_mask)
+    _, _, style, _ = vae.guide.encode(style_images.to(device).unsqueeze(1))
     num_content, num_style = len(content), len(style)
     # content sources are the decoder's groups and style sources its members: (M, 1, D_c) with (M, R, D_s)
-    decoded = vae.decoder(content.unsqueeze(1), style.squeeze(1).expand(num_content, num_style, -1)).mean
-    return decoded.transpose(0, 1)
+    likelihood = vae.model.decoder(content.unsqueeze(1), style.squeeze(1).expand(num_content, num_style, -1))
+    return likelihood.mean.transpose(0, 1).to(style_images.device)
 
 
 def save_swap_grid(

@@ -9,6 +9,7 @@ score codes that are already computed.
 """
 
 from pyro_partial.metrics.beta_vae import beta_vae_score
+from pyro_partial.metrics.clustering import adjusted_rand_index, cluster_scores, mixture_assignments, purity
 from pyro_partial.metrics.dci import dci_completeness, dci_disentanglement, dci_from_codes, dci_score
 from pyro_partial.metrics.evaluate import METRICS, evaluate_disentanglement
 from pyro_partial.metrics.factor_vae import factor_vae_score
@@ -34,10 +35,12 @@ from pyro_partial.metrics.supervised import (
 __all__ = [
     "METRICS",
     "PROFILES",
+    "adjusted_rand_index",
     "angular_error",
     "angular_error_from_angles",
     "beta_vae_score",
     "classification_error",
+    "cluster_scores",
     "confusion_counts",
     "dci_completeness",
     "dci_disentanglement",
@@ -53,6 +56,8 @@ __all__ = [
     "largest_confusion",
     "mig_from_codes",
     "mig_score",
+    "mixture_assignments",
+    "purity",
     "r2_score",
     "sap_from_matrix",
     "sap_score",

@@ -76,9 +76,13 @@ class DeviceBatches:
                 raise TypeError(f"tensors[{name!r}] must be a tensor, got {type(tensor).__name__}")
         self.sampler, self.tensors, self._gather = sampler, dict(tensors), gather
 
-    def to(self, device: torch.device | str) -> DeviceBatches:
-        """Move the tensors to ``device`` (in place); return ``self``."""
-        self.tensors = {name: tensor.to(device) for name, tensor in self.tensors.items()}
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> DeviceBatches:
+        """Move the tensors to ``device`` and their floating-point ones to ``dtype`` (in place); return
+        ``self``."""
+        self.tensors = {
+            name: tensor.to(device, dtype=dtype if dtype is not None and tensor.is_floating_point() else None)
+            for name, tensor in self.tensors.items()
+        }
         return self
 
     def gather(self, item: Any) -> tuple:

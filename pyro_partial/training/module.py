@@ -66,7 +66,8 @@ class SVIModule(lightning.LightningModule):
         return torch.optim.Adam(self.loss_fn.parameters(), lr=self.lr)
 
     def on_fit_start(self) -> None:
-        self.batches.to(self.device)
+        # the data in the parameters' dtype: float64 under precision "64-true", bf16 under "bf16-true"
+        self.batches.to(self.device, next(self.loss_fn.parameters()).dtype)
 
     def train_dataloader(self) -> DataLoader:
         # the sampler moves to its next epoch after each epoch's last batch; a resumed run gets its position

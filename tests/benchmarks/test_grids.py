@@ -157,7 +157,10 @@ def test_independence_grid_trains_missing_runs_and_plots(tmp_path, commands):
     decomposition_grid.main(argv)
     (command,) = commands
     assert command[command.index("--out") + 1] == str(grid / "anisotropic_b1_s0")
-    assert command[3:9] == ["dsprites", "--prior", "anisotropic", "--beta", "1", "--seed"]
+    assert command[1:10] == [
+        *("-m", "pyro_partial_models.cli", "train", "dsprites"),
+        *("--prior", "anisotropic", "--beta", "1", "--seed"),
+    ]
     rows = (grid / "independence.md").read_text().splitlines()
     assert "| anisotropic | 4 | 0.750 (n=1) | 0.100 (n=1) | 5.0 (n=1) | 10 |" in rows
     assert (grid / "independence.png").stat().st_size > 0
@@ -178,3 +181,21 @@ def test_multi_mnist_summary_scales_accuracies_to_percent(tmp_path):
     assert (
         "| l20 | 90.0 (n=1) | 20.0 (n=1) | 25.0 (n=1) | 40.0 (n=1) | 3.5 (n=1) | 10 |" in table.splitlines()
     )
+
+
+def test_multi_mnist_grid_trains_the_missing_runs_new_nested_and_finetuned(tmp_path, commands):
+    write_results(tmp_path / "l20_s0", **{key: 0.5 for _, key, _ in multi_mnist_grid.SCORES})  # finished
+    source = tmp_path / "mnist_run"
+    multi_mnist_grid.main(
+        ["--runs", str(tmp_path), "--labelled", "20", "100", "--seeds", "0", "--nested-mnist", str(source)]
+        + ["--nested-labelled", "40", "--jobs", "1"]
+    )
+    outs = [command[command.index("--out") + 1] for command in commands]
+    assert outs == [str(tmp_path / name) for name in ("l100_s0", "nested_l40_s0", "finetuned_l40_s0")]
+    train = [sys.executable, "-m", "pyro_partial_models.cli", "train", "multi_mnist"]
+    nested = ["--labelled-canvases", "40", "--nested-mnist", str(source)]
+    assert [command[: command.index("--out")] for command in commands] == [
+        [*train, "--labelled-canvases", "100", "--seed", "0"],
+        [*train, *nested, "--seed", "0"],
+        [*train, *nested, "--finetune-nested", "--seed", "0"],
+    ]

@@ -132,3 +132,20 @@ def test_pad_groups():
     assert torch.equal(mask, torch.tensor([[True, True, True], [True, False, False], [True, True, False]]))
     with pytest.raises(ValueError, match="non-empty groups"):
         pad_groups([[1], []])
+
+
+def test_padded_batches_are_the_padded_groups_and_resume_alike():
+    labels = _labels()
+    kwargs = dict(groups_per_batch=3, group_size=5, min_group_size=2, seed=4)
+    groups = list(GroupedBatchSampler(labels, **kwargs))
+    padded = GroupedBatchSampler(labels, **kwargs, padded=True)
+    batches = list(padded)
+    assert len(batches) == len(groups)
+    for (index, mask), batch in zip(batches, groups, strict=True):
+        expected_index, expected_mask = pad_groups(batch)
+        assert torch.equal(index, expected_index) and torch.equal(mask, expected_mask)
+    # the position is the same whatever the item format: an unpadded sampler's state resumes a padded one
+    unpadded = GroupedBatchSampler(labels, **kwargs)
+    next(iter(unpadded))
+    padded.load_state_dict(unpadded.state_dict())
+    assert torch.equal(next(iter(padded))[0], pad_groups(groups[1])[0])

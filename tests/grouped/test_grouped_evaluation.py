@@ -103,12 +103,12 @@ def test_swap_grid_decodes_each_style_with_each_content(tmp_path):
     content_groups = torch.randn(3, 2, CLASSES + STYLE)  # 3 content sources of 2 members
     grid = swap_grid(vae, style_images, content_groups)
     assert grid.shape == (4, 3, CLASSES + STYLE)
-    member_loc, member_scale, _, _ = vae.encoder(content_groups)
+    member_loc, member_scale, _, _ = vae.guide.encoder(content_groups)
     content, _ = accumulate_gaussian_evidence(member_loc, member_scale)
-    style = vae.encoder(style_images)[2]
+    style = vae.guide.encoder(style_images)[2]
     for i in range(4):
         for j in range(3):
-            expected = vae.decoder(content[j], style[i]).mean
+            expected = vae.model.decoder(content[j], style[i]).mean
             assert torch.allclose(grid[i, j], expected, atol=1e-6)
 
     path = tmp_path / "grid.png"

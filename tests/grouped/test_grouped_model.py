@@ -70,7 +70,7 @@ def _kl_standard_normal(loc, scale):
 
 def _hand_groups(vae, x, mask):
     """Per group: (present member rows, hand-accumulated content Gaussian, style posteriors (K, STYLE))."""
-    content_loc, content_scale, style_loc, style_scale = vae.encoder(x)
+    content_loc, content_scale, style_loc, style_scale = vae.guide.encoder(x)
     groups = []
     for g in range(x.shape[0]):
         rows = mask[g].nonzero().squeeze(-1).tolist()
@@ -114,7 +114,7 @@ def test_log_weight_matches_hand_computation(float64):
         expected += standard.log_prob(c).sum() - torch.distributions.Normal(c_loc, c_scale).log_prob(c).sum()
         for i in rows:
             s = style[g, i]
-            mean = vae.decoder.mean(c, s)
+            mean = vae.model.decoder.mean(c, s)
             expected += torch.distributions.Normal(mean, NOISE).log_prob(x[g, i]).sum()
             expected += (
                 standard.log_prob(s).sum()
@@ -124,14 +124,35 @@ def test_log_weight_matches_hand_computation(float64):
     assert torch.allclose(actual, expected / 3, rtol=1e-12)
 
 
+def test_shares_of_a_batch_add_up_to_the_batch(float64):
+    # a process holding some of a batch's groups scales by 1 / (the batch's groups): the log weights of the
+    # shares, at the latents of the whole batch's draw, add up to the whole batch's, and so do the gradients
+    vae = _vae()
+    x, mask = _ragged_batch()
+    _, guide_trace = _log_weight(vae, x, mask)
+    latents = {name: guide_trace.nodes[name]["value"].detach() for name in ("content", "style")}
+    expected, _ = _log_weight(vae, x, mask, latents)
+    shares = [torch.tensor([0, 2]), torch.tensor([1])]
+    actual = sum(
+        _log_weight(vae, x[rows], mask[rows], {k: v[rows] for k, v in latents.items()}, num_groups=3)[0]
+        for rows in shares
+    )
+    assert torch.allclose(actual, expected, rtol=1e-12)
+    params = list(vae.parameters())
+    for a, e in zip(torch.autograd.grad(actual, params), torch.autograd.grad(expected, params), strict=True):
+        assert torch.allclose(a, e, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="num_groups must be at least the G = 3 groups of x, got 2"):
+        vae.model(x, mask, num_groups=2)
+
+
 def _closed_form_loss(vae, x, mask):
     """-(1/G) sum_G ELBO(G) with analytic KLs and the exact expected log-likelihood of the linear decoder."""
     elbo = 0.0
-    weight_c, weight_s = vae.decoder.content_weight, vae.decoder.style_weight
+    weight_c, weight_s = vae.model.decoder.content_weight, vae.model.decoder.style_weight
     for g, (rows, c_loc, c_scale, s_loc, s_scale) in enumerate(_hand_groups(vae, x, mask)):
         elbo -= _kl_standard_normal(c_loc, c_scale)
         for i in rows:
-            mean = vae.decoder.mean(c_loc, s_loc[i])
+            mean = vae.model.decoder.mean(c_loc, s_loc[i])
             variance = c_scale**2 @ weight_c**2 + s_scale[i] ** 2 @ weight_s**2
             expected_log_lik = torch.distributions.Normal(mean, NOISE).log_prob(x[g, i]) - variance / (
                 2 * NOISE**2
@@ -181,14 +202,16 @@ def test_fixed_size_groups_need_no_mask(float64):
     assert losses[0] == losses[1]
 
 
-def _log_weight(vae, x, mask, latents=None):
+def _log_weight(vae, x, mask, latents=None, num_groups=None):
     """log p(x, C, S) - log q(C, S | x) at a guide draw, or at the given latent values."""
-    guide_trace = poutine.trace(vae.guide).get_trace(x, mask)
+    guide_trace = poutine.trace(vae.guide).get_trace(x, mask, num_groups)
     if latents is not None:
         for name, value in latents.items():
             guide_trace.nodes[name]["value"] = value
-        guide_trace = poutine.trace(poutine.replay(vae.guide, trace=guide_trace)).get_trace(x, mask)
-    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(x, mask)
+        guide_trace = poutine.trace(poutine.replay(vae.guide, trace=guide_trace)).get_trace(
+            x, mask, num_groups
+        )
+    model_trace = poutine.trace(poutine.replay(vae.model, trace=guide_trace)).get_trace(x, mask, num_groups)
     return model_trace.log_prob_sum() - guide_trace.log_prob_sum(), guide_trace
 
 
@@ -215,10 +238,10 @@ def test_one_member_per_group_is_a_standard_vae(float64, evidence):
     def vae_model(x):
         with pyro.plate("data", len(x)), poutine.scale(scale=1.0 / len(x)):
             z = pyro.sample("z", dist.Normal(0.0, 1.0).expand([CONTENT + STYLE]).to_event(1))
-            pyro.sample("x", vae.decoder(z[..., :CONTENT], z[..., CONTENT:]), obs=x)
+            pyro.sample("x", vae.model.decoder(z[..., :CONTENT], z[..., CONTENT:]), obs=x)
 
     def vae_guide(x):
-        content_loc, content_scale, style_loc, style_scale = vae.encoder(x)
+        content_loc, content_scale, style_loc, style_scale = vae.guide.encoder(x)
         loc, scale = torch.cat([content_loc, style_loc], -1), torch.cat([content_scale, style_scale], -1)
         with pyro.plate("data", len(x)), poutine.scale(scale=1.0 / len(x)):
             pyro.sample("z", dist.Normal(loc, scale).to_event(1))

@@ -163,3 +163,9 @@ def test_plot_arguments_default_to_the_run_directory_and_check_the_image_count(t
     with pytest.raises(SystemExit):
         runner.plot(experiment, ["--run", str(tmp_path / "run"), "--num-images", "0"])
     assert "--num-images must be positive, got 0" in capsys.readouterr().err
+
+
+def test_a_float64_run_trains_in_float64(tmp_path):
+    train(tmp_path / "run", "--epochs", "1", "--precision", "64-true")
+    weights_on_disk = weights(tmp_path / "run")
+    assert weights_on_disk["loss_fn.model.decoder.weight"].dtype == torch.float64

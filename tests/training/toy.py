@@ -23,7 +23,6 @@ class ToyModel(PyroModule):
         self.z_dim = z_dim
 
     def forward(self, x: torch.Tensor) -> None:
-        pyro.module("toy_model", self)
         with pyro.plate("data", x.shape[0]):
             z = pyro.sample("z", dist.Normal(x.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
             pyro.sample("x", dist.Normal(self.decoder(z), 1.0).to_event(1), obs=x)
@@ -36,7 +35,6 @@ class ToyGuide(PyroModule):
         self.encoder = torch.nn.Linear(x_dim, 2 * z_dim)
 
     def forward(self, x: torch.Tensor) -> None:
-        pyro.module("toy_guide", self)
         with pyro.plate("data", x.shape[0]):
             loc, log_scale = self.encoder(self.norm(x)).chunk(2, -1)
             pyro.sample("z", dist.Normal(loc, log_scale.exp()).to_event(1))

@@ -1,0 +1,58 @@
+"""The faces metrics against predictions whose errors are known: the identity error and the light's angular
+error."""
+
+import pytest
+import torch
+
+from pyro_partial.distributions.lighting import direction_from_angles
+from pyro_partial_models.faces_evaluation import evaluate, predict
+
+
+class Fixed(torch.nn.Module):
+    """Predicts subject ``(k + shift) % 38`` for a face whose pixels all equal ``k``, lit from azimuth
+    ``offset(k)`` at elevation 0, and records the size of every chunk it is given."""
+
+    def __init__(self, wrong: set[int], offsets: dict[int, float]):
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(()))  # gives the module a device
+        self.wrong, self.offsets, self.chunks = wrong, offsets, []
+
+    def predict(self, xs):
+        self.chunks.append(len(xs))
+        k = xs.flatten(1)[:, 0].long()
+        identity = torch.where(torch.isin(k, torch.tensor(sorted(self.wrong))), (k + 1) % 38, k)
+        azimuth = torch.tensor([self.offsets.get(int(i), 0.0) for i in k], dtype=xs.dtype)
+        return identity, direction_from_angles(torch.stack([azimuth, torch.zeros_like(azimuth)], -1))
+
+
+def faces(n):
+    k = torch.arange(n, dtype=torch.float32)
+    x = k.view(n, 1, 1, 1).expand(n, 1, 2, 2)
+    light = direction_from_angles(torch.zeros(n, 2))  # every true light at the camera
+    return x, k.long() % 38, light
+
+
+def test_identity_and_angular_errors_are_the_known_ones():
+    x, subject, light = faces(5)
+    predictor = Fixed(wrong={1, 3}, offsets={0: 10.0, 1: 20.0, 2: 30.0, 3: 40.0, 4: 80.0})
+    scores = evaluate(predictor, x, subject, light, batch_size=2)
+    assert scores["identity_error"] == pytest.approx(2 / 5)
+    assert scores["light_error_deg"] == pytest.approx((10 + 20 + 30 + 40 + 80) / 5)
+    assert scores["light_error_median_deg"] == pytest.approx(30.0)
+    assert predictor.chunks == [2, 2, 1]
+    assert evaluate(predictor, x, subject, light) == pytest.approx(scores)  # chunking changes nothing
+
+
+def test_predictions_come_back_on_the_inputs_device_in_order():
+    x, subject, _ = faces(7)
+    identity, light = predict(Fixed(wrong=set(), offsets={}), x, batch_size=3)
+    assert torch.equal(identity, subject) and light.shape == (7, 3) and identity.device == x.device
+
+
+def test_mismatched_inputs_are_clear_errors():
+    x, subject, light = faces(4)
+    predictor = Fixed(wrong=set(), offsets={})
+    with pytest.raises(ValueError, match=r"subject \(3,\) and light \(4, 3\)"):
+        evaluate(predictor, x, subject[:3], light)
+    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+        predict(predictor, x, batch_size=0)
