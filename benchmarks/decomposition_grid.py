@@ -28,7 +28,7 @@ from pathlib import Path
 
 import matplotlib
 
-from benchmarks._grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

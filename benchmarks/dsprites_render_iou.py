@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pyro_partial.data._dsprites_render import THRESHOLD, coverage
 from pyro_partial.data.dsprites import SHAPE_NAMES, DSprites, load_gif_traversals, sprite_centre
+from pyro_partial.data.dsprites_render import THRESHOLD, coverage
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

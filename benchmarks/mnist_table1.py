@@ -37,7 +37,7 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks._grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
+from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
 from pyro_partial.training import MetricsCSV  # noqa: E402

@@ -6,7 +6,7 @@ Two sources give the same indexing, factors and images:
   ``<data root>/dsprites/`` (keys ``imgs`` ``(N, 64, 64)`` uint8 in {0, 1} and ``latents_classes``
   ``(N, 6)`` int64; ``latents_values`` is used when present; the pickled ``metadata`` is never read, so
   no pickle is loaded). Images are kept bit-packed: 737,280 images take 377 MB.
-* ``source="procedural"`` re-renders every image on demand (see :mod:`pyro_partial.data._dsprites_render`
+* ``source="procedural"`` re-renders every image on demand (see :mod:`pyro_partial.data.dsprites_render`
   for the geometry and how it was checked against the real frames of ``dsprites.gif``); nothing is
   materialised beyond a lazily filled ~30 MB sprite cache.
 
@@ -38,8 +38,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageSequence
 
-from pyro_partial.data._dsprites_render import SpriteCache
 from pyro_partial.data.download import RemoteFile, find_or_download
+from pyro_partial.data.dsprites_render import SpriteCache
 from pyro_partial.data.ground_truth import GroundTruthDataset
 from pyro_partial.data.integrity import DataFileError, check_zip, zip_errors
 
@@ -301,7 +301,7 @@ def load_gif_traversals(
     docstring). Returns ``frames`` bool ``(320, 64, 64)``, ``factors`` int64 ``(320, 5)`` (shape, scale,
     orientation, posX, posY) and a ``"shape/factor"`` label per frame naming the traversed factor. The
     factor labels were read off the frames (sprite bounding boxes and areas) and agree with the geometry in
-    :mod:`pyro_partial.data._dsprites_render`.
+    :mod:`pyro_partial.data.dsprites_render`.
 
     :raises pyro_partial.data.integrity.DataFileError: when the file is not such a GIF.
     """

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from benchmarks import _grid, decomposition_grid, mnist_table1, multi_mnist_grid
+from benchmarks import decomposition_grid, grid, mnist_table1, multi_mnist_grid
 
 
 def write_results(out, **scores):
@@ -17,11 +17,11 @@ def write_results(out, **scores):
 
 
 def test_mean_std_formats_the_sample_mean_and_standard_deviation():
-    assert _grid.mean_std([]) == "—"
-    assert _grid.mean_std([0.25], scale=100, digits=1) == "25.0 (n=1)"
+    assert grid.mean_std([]) == "—"
+    assert grid.mean_std([0.25], scale=100, digits=1) == "25.0 (n=1)"
     values = [0.1, 0.2, 0.6]
     expected = f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f} (n=3)"
-    assert _grid.mean_std(values, scale=100) == expected == "30.00 ± 26.46 (n=3)"
+    assert grid.mean_std(values, scale=100) == expected == "30.00 ± 26.46 (n=3)"
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_train_once_starts_resumes_and_skips(tmp_path, commands):
     (interrupted / "checkpoint.ckpt").write_bytes(b"")
     write_results(finished)
     for out in (fresh, interrupted, finished):
-        _grid.train_once("mnist", ["--seed", "3"], out)
+        grid.train_once("mnist", ["--seed", "3"], out)
     train_mnist = [sys.executable, "-m", "pyro_partial_models.cli", "train", "mnist"]
     assert commands == [
         [*train_mnist, "--seed", "3", "--out", str(fresh), "--no-progress"],
@@ -60,7 +60,7 @@ def test_train_once_trains_on_a_finished_run_asked_for_more_epochs(tmp_path, com
     for out, epochs in ((short, 100), (long, 130)):
         write_results(out, epochs=epochs)
         (out / "checkpoint.ckpt").write_bytes(b"")
-        _grid.train_once("mnist", ["--epochs", "130"], out, epochs=130)
+        grid.train_once("mnist", ["--epochs", "130"], out, epochs=130)
     assert commands == [
         [
             *(sys.executable, "-m", "pyro_partial_models.cli", "train", "mnist"),
@@ -98,19 +98,19 @@ def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
 
 
 def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands):
-    grid = tmp_path / "table"
+    runs_dir = tmp_path / "table"
     # seed 0: best validation at epoch 1; seed 1 trained longer: only its first 3 epochs count
-    write_mnist_run(grid / "l100_r0.2_s0_z50", [0.3, 0.1, 0.2], [0.3, 0.1, 0.2], seconds=30.0)
-    write_mnist_run(grid / "l100_r0.2_s1_z50", [0.5, 0.4, 0.3, 0.0], [0.5, 0.4, 0.3, 0.0], seconds=40.0)
+    write_mnist_run(runs_dir / "l100_r0.2_s0_z50", [0.3, 0.1, 0.2], [0.3, 0.1, 0.2], seconds=30.0)
+    write_mnist_run(runs_dir / "l100_r0.2_s1_z50", [0.5, 0.4, 0.3, 0.0], [0.5, 0.4, 0.3, 0.0], seconds=40.0)
     argv = ["table", "--summary-only", "--runs", str(tmp_path), "--rho", "0.2", "--z-dim", "50"]
     mnist_table1.main([*argv, "--labels", "100", "600", "--seeds", "0", "1", "--epochs", "3"])
-    rows = (grid / "table1_e3_r0.2_z50.md").read_text().splitlines()
+    rows = (runs_dir / "table1_e3_r0.2_z50.md").read_text().splitlines()
     assert rows[0].endswith("3 epochs, ρ = 0.2, z = 50:")
     # final: 0.2 and 0.3; best validation: 0.1 and 0.3; time only from the run of exactly 3 epochs
     assert rows[4].startswith("| 100 | 25.00 ± 7.07 (n=2) | 20.00 ± 14.14 (n=2) | 30 | 9.71 | 11.97 |")
     assert rows[5].startswith("| 600 | — | — | — |")
     assert commands == []
-    assert (grid / "table1_e3_r0.2_z50_curves.png").stat().st_size > 0
+    assert (runs_dir / "table1_e3_r0.2_z50_curves.png").stat().st_size > 0
 
 
 def test_run_all_calls_every_job_and_raises_the_first_failure():
@@ -121,26 +121,26 @@ def test_run_all_calls_every_job_and_raises_the_first_failure():
         raise RuntimeError("run failed")
 
     with pytest.raises(RuntimeError, match="run failed"):
-        _grid.run_all([lambda: called.append("a"), fail, lambda: called.append("b")], parallel=2)
+        grid.run_all([lambda: called.append("a"), fail, lambda: called.append("b")], parallel=2)
     assert sorted(called) == ["a", "b", "fail"]
 
 
 def test_sparsity_summary_of_finished_runs(tmp_path, commands):
-    grid = tmp_path / "sparsity"
-    write_results(grid / "g0.8_a100_s0", hoyer_sparsity=0.3, test_log_likelihood_bound=-700.0)
-    write_results(grid / "g0.8_a100_s1", hoyer_sparsity=0.5, test_log_likelihood_bound=-710.0)
+    runs_dir = tmp_path / "sparsity"
+    write_results(runs_dir / "g0.8_a100_s0", hoyer_sparsity=0.3, test_log_likelihood_bound=-700.0)
+    write_results(runs_dir / "g0.8_a100_s1", hoyer_sparsity=0.5, test_log_likelihood_bound=-710.0)
     argv = ["sparsity", "--summary-only", "--runs", str(tmp_path), "--gammas", "0.8", "--alphas", "0", "100"]
     decomposition_grid.main([*argv, "--seeds", "0", "1"])
-    rows = (grid / "sparsity.md").read_text().splitlines()
+    rows = (runs_dir / "sparsity.md").read_text().splitlines()
     assert "| 0.8 | 0 | — | — | — |" in rows
     assert "| 0.8 | 100 | 0.400 ± 0.141 (n=2) | -705.0 ± 7.1 (n=2) | 10 |" in rows
     assert commands == []
 
 
 def test_independence_grid_trains_missing_runs_and_plots(tmp_path, commands):
-    grid = tmp_path / "independence"
+    runs_dir = tmp_path / "independence"
     write_results(
-        grid / "anisotropic_b4_s0", factor_vae_eval_accuracy=0.75, mig=0.1, factor_vae_num_active_dims=5
+        runs_dir / "anisotropic_b4_s0", factor_vae_eval_accuracy=0.75, mig=0.1, factor_vae_num_active_dims=5
     )
     argv = [
         "independence",
@@ -156,14 +156,14 @@ def test_independence_grid_trains_missing_runs_and_plots(tmp_path, commands):
     ]
     decomposition_grid.main(argv)
     (command,) = commands
-    assert command[command.index("--out") + 1] == str(grid / "anisotropic_b1_s0")
+    assert command[command.index("--out") + 1] == str(runs_dir / "anisotropic_b1_s0")
     assert command[1:10] == [
         *("-m", "pyro_partial_models.cli", "train", "dsprites"),
         *("--prior", "anisotropic", "--beta", "1", "--seed"),
     ]
-    rows = (grid / "independence.md").read_text().splitlines()
+    rows = (runs_dir / "independence.md").read_text().splitlines()
     assert "| anisotropic | 4 | 0.750 (n=1) | 0.100 (n=1) | 5.0 (n=1) | 10 |" in rows
-    assert (grid / "independence.png").stat().st_size > 0
+    assert (runs_dir / "independence.png").stat().st_size > 0
 
 
 def test_multi_mnist_summary_scales_accuracies_to_percent(tmp_path):

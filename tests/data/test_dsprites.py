@@ -14,9 +14,9 @@ import pytest
 import torch
 
 from pyro_partial.data import dsprites
-from pyro_partial.data._dsprites_render import THRESHOLD, coverage
 from pyro_partial.data.download import DownloadError
 from pyro_partial.data.dsprites import NPZ_NAME, DSprites, latent_values, load_gif_traversals
+from pyro_partial.data.dsprites_render import THRESHOLD, coverage
 from pyro_partial.data.integrity import DataFileError
 
 
