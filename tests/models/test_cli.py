@@ -36,13 +36,13 @@ def test_train_then_plot(real_data_root, tmp_path):
     ]  # fmt: skip
     done = run(train, cwd=tmp_path)
 
-    assert "Epoch 0: 100%" in done.stderr  # Lightning's progress bar
+    assert "Epoch 0: 100%" in done.stdout  # Lightning's progress bar (on stdout)
     run_dir = tmp_path / "run"
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0"] and 0 <= float(rows[0]["val_error"]) <= 1
     checkpoint = torch.load(run_dir / "checkpoint.ckpt", weights_only=True)
-    assert checkpoint["epoch"] == 0 and "loss_fn.model.decoder.layers.0.weight" in checkpoint["state_dict"]
+    assert checkpoint["epoch"] == 0 and "loss_fn.model.decoder.0.weight" in checkpoint["state_dict"]
     results = json.loads((run_dir / "results.json").read_text())
     assert 0 <= results["test_error"] <= 1 and results["train_seconds"] > 0 and results["seed"] == 3
     assert results["command"].split() == ["pyro-partial", *train]
