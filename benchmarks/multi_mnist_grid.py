@@ -20,7 +20,7 @@ import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks._grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
 
 SCORES = [
     ("count accuracy (%)", "test_count_accuracy", 100),

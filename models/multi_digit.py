@@ -1,10 +1,10 @@
 """A model of canvases holding a random number of digits (Siddharth et al. 2017, §4.3, Multi-MNIST).
 
 Generative model: a sequence of random length. With K the largest count and a per-digit sub-model
-p(patch | y, z) (:class:`~models.ss_vae.SSVAE`'s decoder, 28 x 28 patches)::
+p(patch | y, z) (the decoder of :class:`~pyro_partial_models.ss_vae.SSVAE`, 28 x 28 patches)::
 
     n ~ Cat(1/(K + 1)) over 0..K                           the number of digits, partially labelled
-    for k < n:                                             (pyro_partial.random_length.random_steps)
+    for k < n:                                             (pyro_partial.poutine.random_steps)
         y_k ~ OneHotCat(1/10)                              the digit, partially labelled
         z_k ~ N(0, I_Z)                                    its style
         w_k ~ N(μ_w, diag σ_w²)                            its window (log s, x, y), partially labelled
@@ -17,7 +17,7 @@ The window is the spatial transformer's ``(s, x, y)`` (:mod:`pyro_partial.nn.spa
 
 Guide (recognition network): q(n | x), then per step, a recurrent state h_k = tanh(MLP[f(x), w_{k−1},
 h_{k−1}]) over canvas features f(x) gives q(w_k | x, w_{<k}); the window is read back into an MNIST-like
-patch g_k = read_patch(x, w_k), and the sub-model's own encoders give q(y_k | g_k) q(z_k | g_k, y_k) (or
+glimpse g_k = read_patch(x, w_k), and the sub-model's own encoders give q(y_k | g_k) q(z_k | g_k, y_k) (or
 q(z_k | g_k) q(y_k | g_k, z_k) for its ``"paper"`` guide). Step k's draws do not depend on n, so when
 :class:`~pyro_partial.infer.SemiSupervisedELBO` enumerates n on unlabelled canvases the networks run once
 per step and only the canvas sum differs between the K + 1 branches. Digits are read left to right
@@ -29,7 +29,12 @@ labelled canvas with n digits uses the labels of steps k < n only (padding slots
 valid). On unlabelled canvases the digits are relaxed (Gumbel-softmax, ``relax=digit_sites(K, T)``):
 enumerating them jointly with the count would take 10^K (K + 1) branches.
 
-Nesting: :meth:`MultiDigitVAE.nest` builds the model around a trained SSVAE (``python -m models.mnist``),
+Model and guide are the ``PyroModule`` objects :class:`MultiDigitModel` and :class:`MultiDigitGuide`, the
+submodules ``model`` and ``guide`` of :class:`MultiDigitVAE` (the experiment contract of
+:mod:`pyro_partial.training.experiment`); the digit sub-model's decoder (``SSVAE.model``) lives in the
+first, its encoders (``SSVAE.guide``) in the second.
+
+Nesting: :meth:`MultiDigitVAE.nest` builds the model around a trained SSVAE (``pyro-partial train mnist``),
 frozen by default, so the multi-digit model reads its digits with an MNIST classifier trained on single
 digits; ``nest(..., freeze=False)`` starts from the trained weights and fine-tunes them on the canvases,
 so the classifier adapts to glimpses read through imperfect windows.
@@ -44,15 +49,15 @@ from typing import Any, NamedTuple
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.nn import PyroModule
 from torch import nn
 
-from models.ss_vae import SSVAE
 from pyro_partial.nn import MLP, ConcatMLP, ConvEncoder, GaussianHead, read_patch, write_patch
-from pyro_partial.random_length import random_steps
+from pyro_partial.poutine import random_steps
+from pyro_partial_models.ss_vae import SSVAE, SSVAEGuide, SSVAEModel
 
 NUM_CLASSES = 10
 PATCH_SHAPE = (1, 28, 28)
-MODULE = "multi_digit"
 # (log s, x, y) of make_multi_mnist's defaults: sides uniform in 20..28 pixels of 50, centres uniform
 # over the positions that keep the digit inside the canvas
 WHERE_LOC = (math.log(0.48), 0.0, 0.0)
@@ -77,6 +82,47 @@ def digit_sites(max_digits: int, temperature: float) -> dict[str, float]:
     return {f"digit_{k}": temperature for k in range(max_digits)}
 
 
+def label_arguments(
+    canvases: torch.Tensor,
+    counts: torch.Tensor | None,
+    digits: torch.Tensor | None,
+    wheres: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    *,
+    canvas_size: int,
+    max_digits: int,
+    placeholder_where: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Check the arguments of :class:`MultiDigitModel` and :class:`MultiDigitGuide` and fill in the defaults:
+    no labels is a fully unlabelled batch (valid placeholders, masked out everywhere: count 0, digit 0 and
+    the window ``placeholder_where`` ``(3,)``), labels without a mask a fully labelled one. Returns
+    ``(counts (B,), digits (B, K, 10), wheres (B, K, 3), mask (B,))``."""
+    size, steps = canvas_size, max_digits
+    if canvases.dim() != 3 or canvases.shape[1:] != (size, size):
+        raise ValueError(f"canvases must have shape (batch, {size}, {size}), got {tuple(canvases.shape)}")
+    batch = canvases.shape[0]
+    given = [value is not None for value in (counts, digits, wheres)]
+    if any(given) and not all(given):
+        raise ValueError("pass counts, digits and wheres (with mask for a partially labelled batch) or none")
+    if not any(given):
+        counts = torch.zeros(batch, dtype=torch.long, device=canvases.device)
+        digits = canvases.new_zeros(batch, steps, NUM_CLASSES)
+        digits[..., 0] = 1
+        wheres = placeholder_where.to(canvases.dtype).expand(batch, steps, 3)
+        mask = torch.zeros(batch, dtype=torch.bool, device=canvases.device)
+    expected = {"counts": (batch,), "digits": (batch, steps, NUM_CLASSES), "wheres": (batch, steps, 3)}
+    for name, value in zip(expected, (counts, digits, wheres), strict=True):
+        if tuple(value.shape) != expected[name]:
+            raise ValueError(f"{name} must have shape {expected[name]}, got {tuple(value.shape)}")
+    if mask is None:
+        mask = torch.ones(batch, dtype=torch.bool, device=canvases.device)
+    elif mask.shape != (batch,) or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a bool tensor of shape ({batch},), got {mask.dtype} {tuple(mask.shape)}"
+        )
+    return counts, digits, wheres, mask
+
+
 class Reading(NamedTuple):
     """The guide's reading of canvases ``(B, S, S)``, every step run (its most probable values)."""
 
@@ -87,18 +133,215 @@ class Reading(NamedTuple):
     glimpses: torch.Tensor  # (B, K, 28, 28): the windows read back, g_k
 
 
-class MultiDigitVAE(nn.Module):
-    """Canvases of a random number of digits (see the module docstring).
+class MultiDigitModel(PyroModule):
+    """p(x, n, y, z, w) of the module docstring.
 
-    :param digit_model: the per-digit sub-model, an :class:`~models.ss_vae.SSVAE` of ``(1, 28, 28)``
-        images and 10 classes; by default a new one with ``z_dim`` and ``digit_hidden``.
+    :param digit: the per-digit decoder p(patch | y, z), an SSVAE's ``model``.
+    :param where_loc: prior mean μ_w of ``(log s, x, y)``; ``where_scale``: its scale σ_w.
+    """
+
+    def __init__(
+        self,
+        digit: SSVAEModel,
+        *,
+        canvas_size: int,
+        max_digits: int,
+        where_loc: Sequence[float],
+        where_scale: Sequence[float],
+        eps: float,
+    ):
+        super().__init__()
+        self.digit = digit
+        self.canvas_size, self.max_digits, self.eps = canvas_size, max_digits, eps
+        self.register_buffer("where_loc", torch.tensor(where_loc, dtype=torch.float))
+        self.register_buffer("where_scale", torch.tensor(where_scale, dtype=torch.float))
+
+    def patch(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The digit model's mean patch ``(..., 28, 28)`` for one-hot digits ``(..., 10)`` and styles
+        ``(..., Z)``."""
+        return torch.sigmoid(self.digit.logits(z, y)).unflatten(-1, PATCH_SHAPE[1:])
+
+    def write(self, y: torch.Tensor, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Step contributions ``(..., S, S)``: the patch of ``(y, z)`` written at ``coords`` (log s, x, y)."""
+        return write_patch(self.patch(y, z), where_from_coords(coords), self.canvas_size)
+
+    def forward(
+        self,
+        canvases: torch.Tensor,
+        counts: torch.Tensor | None = None,
+        digits: torch.Tensor | None = None,
+        wheres: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        """Arguments as in :class:`MultiDigitVAE`."""
+        counts, digits, wheres, mask = label_arguments(
+            canvases, counts, digits, wheres, mask, canvas_size=self.canvas_size, max_digits=self.max_digits,
+            placeholder_where=self.where_loc,
+        )  # fmt: skip
+        uniform = canvases.new_zeros(NUM_CLASSES)
+        with pyro.plate("canvases", canvases.shape[0]):
+            n = pyro.sample(
+                "count",
+                dist.Categorical(logits=canvases.new_zeros(self.max_digits + 1)),
+                obs=counts,
+                obs_mask=mask,
+            )
+            total = torch.zeros_like(canvases)
+            for k, present in random_steps(n, self.max_digits):
+                y = pyro.sample(
+                    f"digit_{k}", dist.OneHotCategorical(logits=uniform), obs=digits[:, k], obs_mask=mask
+                )
+                z_prior = dist.Normal(canvases.new_zeros(()), 1.0).expand([self.digit.z_dim]).to_event(1)
+                z = pyro.sample(f"z_{k}", z_prior)
+                where_prior = dist.Normal(self.where_loc, self.where_scale).to_event(1)
+                w = pyro.sample(f"where_{k}", where_prior, obs=wheres[:, k], obs_mask=mask)
+                total = total + present[..., None, None] * self.write(y, z, w)
+            probs = total.clamp(self.eps, 1 - self.eps)
+            pyro.sample("x", dist.Bernoulli(probs=probs, validate_args=False).to_event(2), obs=canvases)
+
+
+class MultiDigitGuide(PyroModule):
+    """q(n | x) Π_{k<n} q(w_k | x, w_{<k}) q(y_k, z_k | g_k) of the module docstring.
+
+    :param digit: the per-digit encoders q(y, z | glimpse), an SSVAE's ``guide``.
+    :param canvas_channels: channels of the canvas encoder's stride-2 convolutions (the canvas and its
+        pixels' coordinates as input).
+    :param canvas_features: size of the canvas features f(x) (a linear layer after the convolutions).
+    :param state_dim: size of the recurrent state h_k.
+    :param where_loc: the prior mean of ``(log s, x, y)``, to which the window means are relative.
+    """
+
+    def __init__(
+        self,
+        digit: SSVAEGuide,
+        *,
+        canvas_size: int,
+        max_digits: int,
+        canvas_channels: Sequence[int],
+        canvas_features: int,
+        state_dim: int,
+        where_loc: Sequence[float],
+    ):
+        super().__init__()
+        self.digit = digit
+        self.canvas_size, self.max_digits = canvas_size, max_digits
+        self.state_dim = state_dim
+        self.encoder = ConvEncoder(
+            (3, canvas_size, canvas_size), canvas_features, channels=canvas_channels, activation="relu"
+        )
+        # pixel-centre coordinates (x, y) in [-1, 1] as two extra input channels ("CoordConv"), so that the
+        # convolutions can report where things are, not only what they are
+        centres = (2 * torch.arange(canvas_size, dtype=torch.float) + 1) / canvas_size - 1
+        grid = torch.stack(torch.meshgrid(centres, centres, indexing="xy"))  # (2, S, S): x, y
+        self.register_buffer("coordinates", grid, persistent=False)
+        self.count_head = nn.Linear(canvas_features, max_digits + 1)
+        self.step = ConcatMLP(canvas_features + 3 + state_dim, (state_dim,), state_dim, "relu")
+        self.where_head = GaussianHead(MLP(state_dim, (state_dim,), 6, "relu"))
+        self.register_buffer("where_loc", torch.tensor(where_loc, dtype=torch.float))
+
+    def features(self, canvases: torch.Tensor) -> torch.Tensor:
+        """Canvas features f(x) ``(B, F)`` for canvases ``(B, S, S)``."""
+        grid = self.coordinates.to(canvases.dtype).expand(canvases.shape[0], -1, -1, -1)
+        return self.encoder(torch.cat([canvases.unsqueeze(-3), grid], -3))
+
+    def next_state(self, features: torch.Tensor, previous: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """h_k ``(B, H)`` from f(x) ``(B, F)``, the previous window ``(B, 3)`` (log s, x, y) and h_{k−1}."""
+        return torch.tanh(self.step(features, previous, state))
+
+    def where(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The mean and scale of q(w_k | x, w_{<k}) ``(..., 3)``, the mean relative to the prior's."""
+        loc, scale = self.where_head(state)
+        return self.where_loc + loc, scale
+
+    def read(self, canvases: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Glimpses ``(..., 28·28)``: the windows ``coords`` (log s, x, y) of ``canvases`` read back."""
+        return read_patch(canvases, where_from_coords(coords), PATCH_SHAPE[1:]).flatten(-2)
+
+    def forward(
+        self,
+        canvases: torch.Tensor,
+        counts: torch.Tensor | None = None,
+        digits: torch.Tensor | None = None,
+        wheres: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> None:
+        """Arguments as in :class:`MultiDigitVAE`."""
+        counts, digits, wheres, mask = label_arguments(
+            canvases, counts, digits, wheres, mask, canvas_size=self.canvas_size, max_digits=self.max_digits,
+            placeholder_where=self.where_loc,
+        )  # fmt: skip
+        features = self.features(canvases)
+        digit = self.digit
+        with pyro.plate("canvases", canvases.shape[0]):
+            count_logits = self.count_head(features)
+            n = pyro.sample("count", dist.Categorical(logits=count_logits), obs=counts, obs_mask=mask)
+            state = features.new_zeros(*features.shape[:-1], self.state_dim)
+            previous = features.new_zeros(*features.shape[:-1], 3)
+            for k, _ in random_steps(n, self.max_digits):
+                state = self.next_state(features, previous, state)
+                loc, scale = self.where(state)
+                w = pyro.sample(
+                    f"where_{k}", dist.Normal(loc, scale).to_event(1), obs=wheres[:, k], obs_mask=mask
+                )
+                glimpse = digit.images.network_input(self.read(canvases, w))
+                if digit.guide_type == "m2":
+                    y_dist = dist.OneHotCategorical(logits=digit.encoder_y(glimpse))
+                    y = pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
+                    pyro.sample(f"z_{k}", dist.Normal(*digit.encoder_z(glimpse, y)).to_event(1))
+                else:
+                    z = pyro.sample(f"z_{k}", dist.Normal(*digit.encoder_z(glimpse)).to_event(1))
+                    y_dist = dist.OneHotCategorical(logits=digit.encoder_y(glimpse, z))
+                    pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
+                previous = w
+
+    @torch.no_grad()
+    def read_canvases(self, canvases: torch.Tensor) -> Reading:
+        """The most probable reading of ``canvases`` ``(B, S, S)``: every one of the K steps run with the
+        window means (use the first n of them for a count n). The digit probabilities are
+        :meth:`SSVAEGuide.class_probs` of the glimpses (for the ``"paper"`` guide an average over 10 styles
+        drawn from q(z | g)); the styles are the means of q(z | g, y), y the most probable digit (of q(z | g)
+        for the ``"paper"`` guide)."""
+        digit = self.digit
+        features = self.features(canvases)
+        state = features.new_zeros(*features.shape[:-1], self.state_dim)
+        previous = features.new_zeros(*features.shape[:-1], 3)
+        coords, digit_probs, styles, glimpses = [], [], [], []
+        for _ in range(self.max_digits):
+            state = self.next_state(features, previous, state)
+            previous = self.where(state)[0]
+            glimpse = self.read(canvases, previous)
+            probs = digit.class_probs(glimpse)
+            images = digit.images.network_input(glimpse)
+            if digit.guide_type == "m2":
+                y = nn.functional.one_hot(probs.argmax(-1), NUM_CLASSES).to(canvases.dtype)
+                styles.append(digit.encoder_z(images, y)[0])
+            else:
+                styles.append(digit.encoder_z(images)[0])
+            coords.append(previous)
+            digit_probs.append(probs)
+            glimpses.append(glimpse.unflatten(-1, PATCH_SHAPE[1:]))
+        return Reading(
+            self.count_head(features).softmax(-1),
+            where_from_coords(torch.stack(coords, 1)),
+            torch.stack(digit_probs, 1),
+            torch.stack(styles, 1),
+            torch.stack(glimpses, 1),
+        )
+
+
+class MultiDigitVAE(PyroModule):
+    """Canvases of a random number of digits (see the module docstring): :class:`MultiDigitModel` as
+    ``model`` and :class:`MultiDigitGuide` as ``guide``.
+
+    :param digit_model: the per-digit sub-model, an :class:`~pyro_partial_models.ss_vae.SSVAE` of
+        ``(1, 28, 28)`` images and 10 classes; by default a new one with ``z_dim`` and ``digit_hidden``.
+        Its ``model`` becomes ``model.digit`` and its ``guide`` ``guide.digit``.
     :param canvas_size: side S of the square canvases.
     :param max_digits: K, the largest number of digits.
     :param z_dim: style dimension of a new digit model.
     :param digit_hidden: hidden sizes of a new digit model's networks.
-    :param canvas_channels: channels of the canvas encoder's stride-2 convolutions (the canvas and its
-        pixels' coordinates as input).
-    :param canvas_features: size of the canvas features f(x) (a linear layer after the convolutions).
+    :param canvas_channels: channels of the canvas encoder's stride-2 convolutions.
+    :param canvas_features: size of the canvas features f(x).
     :param state_dim: size of the guide's recurrent state h_k.
     :param where_loc: prior mean μ_w of ``(log s, x, y)``.
     :param where_scale: prior scale σ_w of ``(log s, x, y)``.
@@ -140,25 +383,19 @@ class MultiDigitVAE(nn.Module):
                 f"the digit model must model {PATCH_SHAPE} images of {NUM_CLASSES} classes, got "
                 f"{digit_model.image_shape} and {digit_model.num_classes}"
             )
-        self.digit_model = digit_model
-        self.freeze_digit_model = freeze_digit_model
         digit_model.requires_grad_(not freeze_digit_model)
-        self.canvas_size, self.max_digits, self.eps = canvas_size, max_digits, eps
-        self.z_dim = digit_model.z_dim
-        features = canvas_features
-        self.encoder = ConvEncoder(
-            (3, canvas_size, canvas_size), features, channels=canvas_channels, activation="relu"
+        self.canvas_size, self.max_digits, self.z_dim = canvas_size, max_digits, digit_model.z_dim
+        self.freeze_digit_model = freeze_digit_model
+        shared = {"canvas_size": canvas_size, "max_digits": max_digits, "where_loc": where_loc}
+        self.model = MultiDigitModel(digit_model.model, where_scale=where_scale, eps=eps, **shared)
+        self.guide = MultiDigitGuide(
+            digit_model.guide,
+            canvas_channels=canvas_channels,
+            canvas_features=canvas_features,
+            state_dim=state_dim,
+            **shared,
         )
-        # pixel-centre coordinates (x, y) in [-1, 1] as two extra input channels ("CoordConv"), so that the
-        # convolutions can report where things are, not only what they are
-        centres = (2 * torch.arange(canvas_size, dtype=torch.float) + 1) / canvas_size - 1
-        grid = torch.stack(torch.meshgrid(centres, centres, indexing="xy"))  # (2, S, S): x, y
-        self.register_buffer("coordinates", grid, persistent=False)
-        self.count_head = nn.Linear(features, max_digits + 1)
-        self.step = ConcatMLP(features + 3 + state_dim, (state_dim,), state_dim, "relu")
-        self.where_head = GaussianHead(MLP(state_dim, (state_dim,), 6, "relu"))
-        self.register_buffer("where_loc", torch.tensor(where_loc, dtype=torch.float))
-        self.register_buffer("where_scale", torch.tensor(where_scale, dtype=torch.float))
+        self.train()  # like any new module, also around a digit model loaded in eval mode
 
     @classmethod
     def nest(cls, digit_model: SSVAE, *, freeze: bool = True, **kwargs: Any) -> MultiDigitVAE:
@@ -166,181 +403,16 @@ class MultiDigitVAE(nn.Module):
         (``freeze=False``: its weights start from the trained ones and are learned on the canvases)."""
         return cls(digit_model, freeze_digit_model=freeze, **kwargs)
 
-    # ------------------------------------------------------------------------------------------ pieces
-
-    def patch(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """The digit model's mean patch ``(..., 28, 28)`` for one-hot digits ``(..., 10)`` and styles
-        ``(..., Z)``."""
-        return torch.sigmoid(self.digit_model._logits(z, y)).unflatten(-1, PATCH_SHAPE[1:])
-
-    def write(self, y: torch.Tensor, z: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """Step contributions ``(..., S, S)``: the patch of ``(y, z)`` written at ``coords`` (log s, x, y)."""
-        return write_patch(self.patch(y, z), where_from_coords(coords), self.canvas_size)
-
-    def read(self, canvases: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
-        """Glimpses ``(..., 28·28)``: the windows ``coords`` (log s, x, y) of ``canvases`` read back."""
-        return read_patch(canvases, where_from_coords(coords), PATCH_SHAPE[1:]).flatten(-2)
-
-    def _register(self) -> None:
-        """``pyro.module`` of the trainable weights. The frozen digit model's weights do not require
-        gradients, so Pyro leaves them out (with a notice in training mode, which no layer here uses)."""
-        training = self.training
-        self.train(training and not self.freeze_digit_model)
-        pyro.module(MODULE, self)
-        self.train(training)
-
-    def _features(self, canvases: torch.Tensor) -> torch.Tensor:
-        """Canvas features f(x) ``(B, F)`` for canvases ``(B, S, S)``."""
-        grid = self.coordinates.to(canvases.dtype).expand(canvases.shape[0], -1, -1, -1)
-        return self.encoder(torch.cat([canvases.unsqueeze(-3), grid], -3))
-
-    def _where(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The mean and scale of q(w_k | x, w_{<k}) ``(..., 3)``, the mean relative to the prior's."""
-        loc, scale = self.where_head(state)
-        return self.where_loc + loc, scale
-
-    def _digit_input(self, glimpses: torch.Tensor) -> torch.Tensor:
-        return self.digit_model._network_input(glimpses)
-
-    def _labels(self, canvases, counts, digits, wheres, mask):
-        size, steps = self.canvas_size, self.max_digits
-        if canvases.dim() != 3 or canvases.shape[1:] != (size, size):
-            raise ValueError(f"canvases must have shape (batch, {size}, {size}), got {tuple(canvases.shape)}")
-        batch = canvases.shape[0]
-        given = [value is not None for value in (counts, digits, wheres)]
-        if any(given) and not all(given):
-            raise ValueError(
-                "pass counts, digits and wheres (with mask for a partially labelled batch) or none"
-            )
-        if not any(given):  # a fully unlabelled batch: valid placeholders, masked out everywhere
-            counts = torch.zeros(batch, dtype=torch.long, device=canvases.device)
-            digits = canvases.new_zeros(batch, steps, NUM_CLASSES)
-            digits[..., 0] = 1
-            wheres = self.where_loc.to(canvases.dtype).expand(batch, steps, 3)
-            mask = torch.zeros(batch, dtype=torch.bool, device=canvases.device)
-        expected = {"counts": (batch,), "digits": (batch, steps, NUM_CLASSES), "wheres": (batch, steps, 3)}
-        for name, value in zip(expected, (counts, digits, wheres), strict=True):
-            if tuple(value.shape) != expected[name]:
-                raise ValueError(f"{name} must have shape {expected[name]}, got {tuple(value.shape)}")
-        if mask is None:
-            mask = torch.ones(batch, dtype=torch.bool, device=canvases.device)
-        elif mask.shape != (batch,) or mask.dtype != torch.bool:
-            raise ValueError(
-                f"mask must be a bool tensor of shape ({batch},), got {mask.dtype} {tuple(mask.shape)}"
-            )
-        return counts, digits, wheres, mask
-
-    # ------------------------------------------------------------------------------------------ model
-
-    def model(
-        self,
-        canvases: torch.Tensor,
-        counts: torch.Tensor | None = None,
-        digits: torch.Tensor | None = None,
-        wheres: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-    ) -> None:
-        """p(x, n, y, z, w) (module docstring); arguments as in the class docstring."""
-        counts, digits, wheres, mask = self._labels(canvases, counts, digits, wheres, mask)
-        self._register()
-        uniform = canvases.new_zeros(NUM_CLASSES)
-        with pyro.plate("canvases", canvases.shape[0]):
-            n = pyro.sample(
-                "count",
-                dist.Categorical(logits=canvases.new_zeros(self.max_digits + 1)),
-                obs=counts,
-                obs_mask=mask,
-            )
-            total = torch.zeros_like(canvases)
-            for k, present in random_steps(n, self.max_digits):
-                y = pyro.sample(
-                    f"digit_{k}", dist.OneHotCategorical(logits=uniform), obs=digits[:, k], obs_mask=mask
-                )
-                z = pyro.sample(f"z_{k}", dist.Normal(0.0, 1.0).expand([self.z_dim]).to_event(1))
-                where_prior = dist.Normal(self.where_loc, self.where_scale).to_event(1)
-                w = pyro.sample(f"where_{k}", where_prior, obs=wheres[:, k], obs_mask=mask)
-                total = total + present[..., None, None] * self.write(y, z, w)
-            probs = total.clamp(self.eps, 1 - self.eps)
-            pyro.sample("x", dist.Bernoulli(probs=probs, validate_args=False).to_event(2), obs=canvases)
-
-    def guide(
-        self,
-        canvases: torch.Tensor,
-        counts: torch.Tensor | None = None,
-        digits: torch.Tensor | None = None,
-        wheres: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-    ) -> None:
-        """q(n | x) Π_{k<n} q(w_k | x, w_{<k}) q(y_k, z_k | g_k); arguments as in :meth:`model`."""
-        counts, digits, wheres, mask = self._labels(canvases, counts, digits, wheres, mask)
-        self._register()
-        features = self._features(canvases)
-        digit_model = self.digit_model
-        with pyro.plate("canvases", canvases.shape[0]):
-            count_logits = self.count_head(features)
-            n = pyro.sample("count", dist.Categorical(logits=count_logits), obs=counts, obs_mask=mask)
-            state = features.new_zeros(*features.shape[:-1], self.step.out_features)
-            previous = features.new_zeros(*features.shape[:-1], 3)
-            for k, _ in random_steps(n, self.max_digits):
-                state = torch.tanh(self.step(features, previous, state))
-                loc, scale = self._where(state)
-                w = pyro.sample(
-                    f"where_{k}", dist.Normal(loc, scale).to_event(1), obs=wheres[:, k], obs_mask=mask
-                )
-                glimpse = self._digit_input(self.read(canvases, w))
-                if digit_model.guide_type == "m2":
-                    y_dist = dist.OneHotCategorical(logits=digit_model.encoder_y(glimpse))
-                    y = pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
-                    pyro.sample(f"z_{k}", dist.Normal(*digit_model.encoder_z(glimpse, y)).to_event(1))
-                else:
-                    z = pyro.sample(f"z_{k}", dist.Normal(*digit_model.encoder_z(glimpse)).to_event(1))
-                    y_dist = dist.OneHotCategorical(logits=digit_model.encoder_y(glimpse, z))
-                    pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
-                previous = w
-
-    # ------------------------------------------------------------------------------------------ reading
-
-    @torch.no_grad()
     def read_canvases(self, canvases: torch.Tensor) -> Reading:
-        """The guide's most probable reading of ``canvases`` ``(B, S, S)``, every one of the K steps run
-        with the window means (use the first n of them for a count n)."""
-        features = self._features(canvases)
-        state = features.new_zeros(*features.shape[:-1], self.step.out_features)
-        previous = features.new_zeros(*features.shape[:-1], 3)
-        coords, digit_probs, styles, glimpses = [], [], [], []
-        for _ in range(self.max_digits):
-            state = torch.tanh(self.step(features, previous, state))
-            previous = self._where(state)[0]
-            glimpse = self.read(canvases, previous)
-            probs = self._digit_probs(glimpse)
-            y = nn.functional.one_hot(probs.argmax(-1), NUM_CLASSES).to(canvases.dtype)
-            coords.append(previous)
-            digit_probs.append(probs)
-            styles.append(self.digit_model.style(glimpse, y))
-            glimpses.append(glimpse.unflatten(-1, PATCH_SHAPE[1:]))
-        return Reading(
-            self.count_head(features).softmax(-1),
-            where_from_coords(torch.stack(coords, 1)),
-            torch.stack(digit_probs, 1),
-            torch.stack(styles, 1),
-            torch.stack(glimpses, 1),
-        )
-
-    def _digit_probs(self, glimpse: torch.Tensor) -> torch.Tensor:
-        """q(y | g) ``(B, 10)``: for the ``"paper"`` guide averaged over 10 styles drawn from q(z | g)."""
-        model, images = self.digit_model, self._digit_input(glimpse)
-        if model.guide_type == "m2":
-            return model.encoder_y(images).softmax(-1)
-        loc, scale = model.encoder_z(images)
-        z = loc + scale * torch.randn((10, *loc.shape), dtype=loc.dtype, device=loc.device)
-        return model.encoder_y(images, z).softmax(-1).mean(0)
+        """:meth:`MultiDigitGuide.read_canvases`."""
+        return self.guide.read_canvases(canvases)
 
     @torch.no_grad()
     def render(self, reading: Reading, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Reconstructions ``(B, S, S)`` and per-step contributions ``(B, K, S, S)`` (zero at steps
         ``k >= counts``) of a reading, with each step's most probable digit and mean style."""
         y = nn.functional.one_hot(reading.digit_probs.argmax(-1), NUM_CLASSES).to(reading.styles.dtype)
-        steps = write_patch(self.patch(y, reading.styles), reading.wheres, self.canvas_size)
+        steps = write_patch(self.model.patch(y, reading.styles), reading.wheres, self.canvas_size)
         present = torch.arange(self.max_digits, device=counts.device) < counts[:, None]
         steps = steps * present[..., None, None]
         return steps.sum(1).clamp(0, 1), steps

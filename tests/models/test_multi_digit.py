@@ -1,5 +1,6 @@
-"""The multi-digit model: its log joint against a hand computation over the present steps, a training step
-on a mixed batch for both digit-guide factorisations, and nesting a frozen digit model."""
+"""The multi-digit model: its log joint against a hand computation over the present steps, the experiment
+contract (model and guide PyroModules holding every weight), a training step on a mixed batch for both
+digit-guide factorisations, and nesting a frozen or fine-tuned digit model."""
 
 import math
 
@@ -8,22 +9,19 @@ import pytest
 import torch
 from pyro import poutine
 from pyro.infer import SVI
+from pyro.nn import PyroModule
 from pyro.optim import Adam
 from torch.distributions import Normal
 
-from models.multi_digit import (
-    MultiDigitVAE,
-    coords_from_where,
-    digit_sites,
-    where_from_coords,
-)
-from models.ss_vae import SSVAE
 from pyro_partial.data.multi_mnist import make_multi_mnist
 from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.nn import write_patch
+from pyro_partial_models.multi_digit import MultiDigitVAE, coords_from_where, digit_sites, where_from_coords
+from pyro_partial_models.ss_vae import SSVAE
 
 K, Z, S = 3, 4, 50
 SMALL = {"digit_hidden": (8,), "z_dim": Z, "canvas_channels": (4, 4), "canvas_features": 16, "state_dim": 6}
+AROUND = {k: v for k, v in SMALL.items() if k not in ("digit_hidden", "z_dim")}  # besides a digit model
 
 
 def canvases(num=8, seed=0):
@@ -41,7 +39,7 @@ def test_coords_round_trip_and_padding_placeholder():
     assert torch.allclose(coords[1], torch.tensor([math.log(0.48), 0.0, 0.0]))
 
 
-def test_log_joint_sums_the_present_steps_only():
+def test_log_joint_sums_the_present_steps_only(single_thread):
     """log p(x, n, y, z, w) = log p(n) + Σ_{k<n} [log p(y_k) + log p(z_k) + log p(w_k)]
     + Σ_pixels log Bernoulli(x | clamp(Σ_{k<n} write(patch(y_k, z_k), w_k))); slots k ≥ n hold garbage."""
     torch.manual_seed(0)
@@ -65,7 +63,7 @@ def test_log_joint_sums_the_present_steps_only():
         for k in range(n):
             expected += math.log(0.1) + Normal(0.0, 1.0).log_prob(z[b, k]).sum()
             expected += where_prior.log_prob(coords[b, k]).sum()
-            patch = torch.sigmoid(vae.digit_model._logits(z[b, k], digits[b, k])).reshape(28, 28)
+            patch = torch.sigmoid(vae.model.digit.logits(z[b, k], digits[b, k])).reshape(28, 28)
             canvas = canvas + write_patch(patch, where_from_coords(coords[b, k]), S)
         p = canvas.clamp(1e-3, 1 - 1e-3)
         expected += (x[b] * p.log() + (1 - x[b]) * (1 - p).log()).sum()
@@ -74,24 +72,55 @@ def test_log_joint_sums_the_present_steps_only():
     assert steps == {f"z_{k}" for k in range(int(counts.max()))}  # the loop ran to the largest count
 
 
+def test_model_and_guide_are_pyro_modules_holding_every_weight():
+    """The experiment contract: the state dict is exactly the model's and the guide's, the digit model's
+    decoder in the model and its encoders in the guide, nothing in both."""
+    digit_model = SSVAE(z_dim=Z, hidden=(8,))
+    vae = MultiDigitVAE(digit_model, **AROUND)
+    assert isinstance(vae.model, PyroModule) and isinstance(vae.guide, PyroModule)
+    assert {name.split(".")[0] for name in vae.state_dict()} == {"model", "guide"}
+    model_weights = {id(p) for p in vae.model.parameters()}
+    guide_weights = {id(p) for p in vae.guide.parameters()}
+    assert not model_weights & guide_weights
+    assert model_weights | guide_weights == {id(p) for p in vae.parameters()}
+    assert {id(p) for p in digit_model.model.parameters()} <= model_weights
+    assert {id(p) for p in digit_model.guide.parameters()} <= guide_weights
+
+    rebuilt = MultiDigitVAE(**SMALL)
+    rebuilt.load_state_dict(vae.state_dict())
+    for name, value in vae.state_dict().items():
+        assert torch.equal(rebuilt.state_dict()[name], value), name
+
+
 @pytest.mark.parametrize("guide_type", ["m2", "paper"])
 @pytest.mark.parametrize("split_on", [None, "mask"])
-def test_training_step_on_a_mixed_batch(guide_type, split_on):
+def test_training_step_on_a_mixed_batch(guide_type, split_on, single_thread):
+    """Every network gets a finite, non-zero gradient from one mixed batch, through the ELBO module the
+    runner trains (``elbo(model, guide)`` under ``module_local_params``), masking or splitting the rows."""
     torch.manual_seed(0)
-    digit_model = SSVAE(z_dim=Z, hidden=(8,), guide_type=guide_type)
-    vae = MultiDigitVAE(digit_model, **{k: v for k, v in SMALL.items() if k not in ("digit_hidden", "z_dim")})
     _, batch = canvases()
     mask = torch.tensor([True, False, False, True, False, False, True, False])
     elbo = SemiSupervisedELBO(alpha=2.0, relax=digit_sites(K, 0.5), max_plate_nesting=1, split_on=split_on)
-    loss = elbo.loss_and_grads(vae.model, vae.guide, *batch, mask)
-    assert math.isfinite(loss)
-    for name in ["encoder", "count_head", "step", "where_head", "digit_model"]:
-        grads = [p.grad for p in getattr(vae, name).parameters()]
+    with pyro.settings.context(module_local_params=True):  # PyroModules built and run under it
+        vae = MultiDigitVAE(SSVAE(z_dim=Z, hidden=(8,), guide_type=guide_type), **AROUND)
+        loss = elbo(vae.model, vae.guide)(*batch, mask)
+        loss.backward()
+    assert math.isfinite(loss.item())
+    parts = {
+        "model.digit": vae.model.digit,
+        "guide.digit": vae.guide.digit,
+        **{
+            f"guide.{name}": getattr(vae.guide, name)
+            for name in ("encoder", "count_head", "step", "where_head")
+        },
+    }
+    for name, part in parts.items():
+        grads = [p.grad for p in part.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads), name
         assert any(g.abs().sum() > 0 for g in grads), name
 
 
-def test_unlabelled_batch_without_labels():
+def test_unlabelled_batch_without_labels(single_thread):
     torch.manual_seed(0)
     vae = MultiDigitVAE(**SMALL)
     data, _ = canvases(4)
@@ -99,41 +128,40 @@ def test_unlabelled_batch_without_labels():
     assert math.isfinite(elbo.loss(vae.model, vae.guide, data.canvases))
 
 
-def test_nested_digit_model_is_frozen_and_reads_the_digits():
+def test_nested_digit_model_is_frozen_and_reads_the_digits(single_thread):
     torch.manual_seed(0)
     digit_model = SSVAE(z_dim=Z, hidden=(8,)).eval()
     frozen = {name: value.clone() for name, value in digit_model.state_dict().items()}
-    vae = MultiDigitVAE.nest(
-        digit_model, **{k: v for k, v in SMALL.items() if k not in ("digit_hidden", "z_dim")}
-    )
-    assert vae.digit_model is digit_model
+    vae = MultiDigitVAE.nest(digit_model, **AROUND)
+    assert vae.model.digit is digit_model.model and vae.guide.digit is digit_model.guide
     _, batch = canvases()
     mask = torch.arange(8) % 2 == 0
     elbo = SemiSupervisedELBO(alpha=2.0, relax=digit_sites(K, 0.5), max_plate_nesting=1, split_on="mask")
     svi = SVI(vae.model, vae.guide, Adam({"lr": 1e-2}), elbo)
-    count_head = vae.count_head.weight.clone()
+    count_head = vae.guide.count_head.weight.clone()
+    vae.eval()  # in training mode Pyro warns that it leaves the frozen weights out of its param store
     for _ in range(2):
         svi.step(*batch, mask)
-    assert not torch.equal(vae.count_head.weight, count_head)
+    assert not torch.equal(vae.guide.count_head.weight, count_head)
     for name, value in digit_model.state_dict().items():
         assert torch.equal(value, frozen[name]), name
     assert all(p.grad is None for p in digit_model.parameters())
-    assert not any(name.startswith("multi_digit$$$digit_model") for name in pyro.get_param_store())
+    stored = {id(value) for value in pyro.get_param_store().values()}
+    assert stored and not stored & {id(p) for p in digit_model.parameters()}
 
     reading = vae.read_canvases(batch[0])
-    expected = digit_model.encoder_y(reading.glimpses.flatten(-2)).softmax(-1)
+    expected = digit_model.guide.encoder_y(reading.glimpses.flatten(-2)).softmax(-1)
     assert torch.allclose(reading.digit_probs, expected)
+    y = torch.nn.functional.one_hot(expected.argmax(-1), 10).float()
+    assert torch.allclose(reading.styles, digit_model.guide.encoder_z(reading.glimpses.flatten(-2), y)[0])
 
 
-def test_nested_digit_model_fine_tuned_learns_its_weights():
+def test_nested_digit_model_fine_tuned_learns_its_weights(single_thread):
     torch.manual_seed(0)
-    pyro.clear_param_store()
     digit_model = SSVAE(z_dim=Z, hidden=(8,)).eval()
     digit_model.requires_grad_(False)  # as a frozen model would leave it: fine-tuning turns learning back on
     trained = {name: value.clone() for name, value in digit_model.state_dict().items()}
-    vae = MultiDigitVAE.nest(
-        digit_model, freeze=False, **{k: v for k, v in SMALL.items() if k not in ("digit_hidden", "z_dim")}
-    )
+    vae = MultiDigitVAE.nest(digit_model, freeze=False, **AROUND)
     _, batch = canvases()
     mask = torch.arange(8) % 2 == 0
     elbo = SemiSupervisedELBO(alpha=2.0, relax=digit_sites(K, 0.5), max_plate_nesting=1, split_on="mask")
@@ -142,8 +170,32 @@ def test_nested_digit_model_fine_tuned_learns_its_weights():
         svi.step(*batch, mask)
     learned = digit_model.state_dict()
     changed = [name for name, value in trained.items() if not torch.equal(learned[name], value)]
-    assert {name.split(".")[0] for name in changed} >= {"encoder_y", "encoder_z", "decoder"}
-    assert any(name.startswith("multi_digit$$$digit_model") for name in pyro.get_param_store())
+    assert {".".join(name.split(".")[:2]) for name in changed} >= {
+        "guide.encoder_y",
+        "guide.encoder_z",
+        "model.decoder",
+    }
+    store = list(pyro.get_param_store())  # PyroModule registers the nested weights under their paths
+    assert any(name.startswith("model.digit.decoder$$$") for name in store)
+    assert any(name.startswith("guide.digit.encoder_y$$$") for name in store)
+
+
+def test_paper_guide_reading_averages_the_classifier_over_styles():
+    """For q(z | g) q(y | g, z) the digit probabilities are SSVAEGuide.class_probs (10 styles drawn from
+    q(z | g)), and the styles the means of q(z | g)."""
+    torch.manual_seed(0)
+    digit_model = SSVAE(z_dim=Z, hidden=(8,), guide_type="paper")
+    vae = MultiDigitVAE(digit_model, **AROUND)
+    _, batch = canvases(4)
+    pyro.set_rng_seed(3)
+    reading = vae.read_canvases(batch[0])
+    glimpses = reading.glimpses.flatten(-2)
+    loc, scale = digit_model.guide.encoder_z(glimpses)
+    assert torch.allclose(reading.styles, loc)
+    pyro.set_rng_seed(3)
+    expected = torch.stack([digit_model.guide.class_probs(glimpses[:, k]) for k in range(K)], 1)
+    assert torch.allclose(reading.digit_probs, expected)
+    assert torch.allclose(reading.digit_probs.sum(-1), torch.ones(4, K))
 
 
 def test_render_writes_the_present_steps():
@@ -169,7 +221,7 @@ def test_bad_arguments_are_clear_errors():
     with pytest.raises(ValueError, match=r"digits must have shape \(4, 3, 10\)"):
         vae.model(x, counts, digits[:, :2], coords)
     with pytest.raises(ValueError, match="mask must be a bool tensor of shape"):
-        vae.model(x, counts, digits, coords, torch.ones(4))
+        vae.guide(x, counts, digits, coords, torch.ones(4))
     with pytest.raises(ValueError, match=r"digit model must model \(1, 28, 28\) images of 10 classes"):
         MultiDigitVAE(SSVAE(image_shape=(3, 32, 32), hidden=(8,)))
     with pytest.raises(ValueError, match=r"count must be non-negative and at most max_steps=3"):

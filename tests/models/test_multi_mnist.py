@@ -1,16 +1,22 @@
 """The Multi-MNIST experiment: its scores against hand-built readings, the window outlines of its figure,
-and tiny end-to-end runs on real MNIST (outputs, exact resumption, figures, a nested MNIST model)."""
+the batches it trains on, and tiny end-to-end runs on real MNIST through the runner (outputs, a resumed run
+bit-identical to an uninterrupted one, figures, a nested MNIST model frozen and fine-tuned)."""
 
 import csv
 import json
+import re
 
 import matplotlib.image
 import pytest
 import torch
 
-from models import _semi_supervised, mnist, multi_mnist
-from models.multi_digit import MultiDigitVAE, Reading
 from pyro_partial.data.multi_mnist import make_multi_mnist
+from pyro_partial.training import load_checkpoint_file, load_trained, runner
+from pyro_partial_models.mnist import MNIST
+from pyro_partial_models.multi_digit import MultiDigitVAE, Reading, coords_from_where
+from pyro_partial_models.multi_mnist import MultiMNISTExperiment, gather_labelled, model_arguments
+from pyro_partial_models.multi_mnist_figures import STEP_COLOURS, window_outlines
+from pyro_partial_models.multi_mnist_scores import SCORES, evaluate, match_steps
 
 TINY = [
     "--train-canvases", "120", "--test-canvases", "40", "--labelled-canvases", "20", "--batch-size", "40",
@@ -33,7 +39,9 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
     data, vae, count_probs, digit_probs = true_reading()
     perfect = Reading(count_probs, data.wheres.clone(), digit_probs, torch.zeros(12, 3, 10), data.patches)
     vae.read_canvases = lambda canvases: perfect
-    assert multi_mnist.evaluate(vae, data) == {
+    scores = evaluate(vae, data)
+    assert tuple(scores) == SCORES
+    assert scores == {
         "count_accuracy": 1.0,
         "digit_accuracy": 1.0,
         "canvas_accuracy": 1.0,
@@ -52,12 +60,21 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
     count_probs[other] = torch.nn.functional.one_hot(torch.tensor(3), 4).float()
     damaged = Reading(count_probs, wheres, digit_probs, torch.zeros(12, 3, 10), data.patches)
     vae.read_canvases = lambda canvases: damaged
-    scores = multi_mnist.evaluate(vae, data)
+    scores = evaluate(vae, data)
     same = bool(data.digits[row, 0] == data.digits[row, 1])
     assert scores["count_accuracy"] == pytest.approx(11 / 12)
     assert scores["digit_accuracy"] == pytest.approx(1 - (0 if same else 2) / n)
     assert scores["canvas_accuracy"] == pytest.approx(11 / 12)  # the canvas counted wrong
     assert scores["position_error_px"] == pytest.approx(10 / n, rel=1e-5)
+
+
+def test_scores_reject_canvases_of_another_layout():
+    data, vae, _, _ = true_reading()
+    small = MultiDigitVAE(
+        canvas_size=40, canvas_channels=(4,), canvas_features=8, state_dim=4, digit_hidden=(8,)
+    )
+    with pytest.raises(ValueError, match="canvases of 50 pixels with at most 3 digits, expected 40 pixels"):
+        evaluate(small, data)
 
 
 def test_match_steps_assigns_by_least_summed_distance():
@@ -69,7 +86,7 @@ def test_match_steps_assigns_by_least_summed_distance():
             [[0.0, 1.0], [0.0, 0.0], [1.0, 0.0]],  # one digit: slot 0 is the only step read
         ]
     )
-    match = multi_mnist.match_steps(inferred, true, torch.tensor([3, 2, 1]))
+    match = match_steps(inferred, true, torch.tensor([3, 2, 1]))
     assert match.tolist() == [[1, 2, 0], [1, 0, 2], [0, 1, 2]]
 
 
@@ -82,7 +99,7 @@ def test_matched_scores_ignore_the_reading_order():
     wheres[rows] = wheres[rows][:, order]
     reading = Reading(count_probs, wheres, digit_probs, torch.zeros(12, 3, 10), data.patches)
     vae.read_canvases = lambda canvases: reading
-    scores = multi_mnist.evaluate(vae, data)
+    scores = evaluate(vae, data)
     assert scores["matched_digit_accuracy"] == 1.0 and scores["matched_position_error_px"] == 0.0
     assert scores["canvas_accuracy"] == 1.0
     assert scores["position_error_px"] > 1.0
@@ -95,8 +112,8 @@ def test_window_outlines_follow_the_spatial_convention():
     side, top, left = 20, 5, 10
     s = side / 50
     where = torch.tensor([[[s, 2 * left / 50 - 1 + s, 2 * top / 50 - 1 + s]]])
-    images = multi_mnist.window_outlines(torch.zeros(1, 50, 50), where, torch.tensor([[True]]))
-    red = (images[0] == multi_mnist.STEP_COLOURS[0][:, None, None]).all(0)
+    images = window_outlines(torch.zeros(1, 50, 50), where, torch.tensor([[True]]))
+    red = (images[0] == torch.tensor(STEP_COLOURS[0])[:, None, None]).all(0)
     rows, columns = red.nonzero().unbind(-1)
     assert (rows.min(), rows.max(), columns.min(), columns.max()) == (
         top,
@@ -105,71 +122,122 @@ def test_window_outlines_follow_the_spatial_convention():
         left + side - 1,
     )
     assert int(red.sum()) == 4 * (side - 1)
-    hidden = multi_mnist.window_outlines(torch.zeros(1, 50, 50), where, torch.tensor([[False]]))
+    hidden = window_outlines(torch.zeros(1, 50, 50), where, torch.tensor([[False]]))
     assert (hidden == 0).all()
 
 
-def test_runs_resumes_exactly_and_plots(real_data_root, tmp_path, single_thread):
+def test_batches_hide_the_labels_of_unlabelled_canvases():
+    g = torch.Generator().manual_seed(0)
+    data = make_multi_mnist(torch.rand(40, 28, 28, generator=g), torch.arange(40) % 10, 12, seed=1)
+    tensors = model_arguments(data)
+    index = torch.tensor([4, 0, 7, 11])
+    labelled = torch.tensor([True, False, True, False])
+    canvases, counts, digits, coords, mask = gather_labelled(tensors, (index, labelled))
+    assert torch.equal(canvases, data.canvases[index]) and torch.equal(mask, labelled)
+    assert torch.equal(counts, torch.where(labelled, data.counts[index], 0))
+    true_digits = torch.nn.functional.one_hot(data.digits[index].clamp(min=0), 10).float()
+    assert torch.equal(digits[labelled], true_digits[labelled])
+    assert (digits[~labelled] == torch.eye(10)[0]).all()
+    assert torch.equal(coords[labelled], coords_from_where(data.wheres[index])[labelled])
+    assert (coords[~labelled] == coords_from_where(torch.zeros(3))).all()
+
+
+def checkpoint_weights(run):
+    return load_checkpoint_file(run / "checkpoint.ckpt")["state_dict"]
+
+
+def test_runs_resume_bit_identically_and_plot(real_data_root, tmp_path, single_thread):
     data = ["--data", str(real_data_root)]
-    straight = multi_mnist.main([*TINY, *data, "--epochs", "2", "--out", str(tmp_path / "straight")])
-    multi_mnist.main([*TINY, *data, "--epochs", "1", "--out", str(tmp_path / "resumed")])
-    resumed = multi_mnist.main(
-        [*TINY, *data, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")]
+    experiment = MultiMNISTExperiment()
+    straight = runner.train(experiment, [*TINY, *data, "--epochs", "2", "--out", str(tmp_path / "straight")])
+    runner.train(experiment, [*TINY, *data, "--epochs", "1", "--out", str(tmp_path / "resumed")])
+    resumed = runner.train(
+        experiment, [*TINY, *data, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")]
     )
 
+    weights = checkpoint_weights(tmp_path / "straight")
+    resumed_weights = checkpoint_weights(tmp_path / "resumed")
+    assert weights.keys() == resumed_weights.keys()
+    assert all(torch.equal(value, resumed_weights[name]) for name, value in weights.items())
     for name in ("count_accuracy", "digit_accuracy", "canvas_accuracy", "position_error_px"):
         assert resumed[f"test_{name}"] == straight[f"test_{name}"]
     assert 0.0 <= straight["test_count_accuracy"] <= 1.0 and straight["nested"] is False
     record = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert record["seed"] == 0 and record["labelled_canvases"] == 20 and record["train_seconds"] > 0
-    assert record["command"].startswith("python -m models.multi_mnist --train-canvases 120 ")
+    assert record["command"].startswith("pyro-partial train multi_mnist --train-canvases 120 ")
     with open(tmp_path / "resumed" / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0", "1"]
     assert float(rows[-1]["count_accuracy"]) == straight["test_count_accuracy"]
 
-    paths = multi_mnist.plot(["--run", str(tmp_path / "straight"), *data, "--num-images", "3"])
+    paths = runner.plot(experiment, ["--run", str(tmp_path / "straight"), *data, "--num-images", "3"])
     assert sorted(paths) == ["decomposition", "reconstructions"]
+    assert all(path.parent == tmp_path / "straight" / "figures" for path in paths.values())
     cell = 2 * 52  # 50-pixel canvases, 2-pixel padding, every pixel doubled
     assert matplotlib.image.imread(paths["decomposition"]).shape[:2] == (3 * cell + 4, 5 * cell + 4)
     assert matplotlib.image.imread(paths["reconstructions"]).shape[:2] == (2 * cell + 4, 3 * cell + 4)
 
 
 def test_nested_mnist_model(real_data_root, tmp_path, single_thread):
-    """The SSVAE of an MNIST run is the frozen per-digit sub-model, and the run reports its digits."""
+    """The SSVAE of an MNIST run is the frozen per-digit sub-model, and the run reports its digits;
+    fine-tuned, it starts from the run's weights and learns them."""
     data = ["--data", str(real_data_root)]
     source = tmp_path / "mnist"
-    mnist.main(["--labels", "20", "--train-size", "200", "--hidden", "16", "--epochs", "1", "--no-progress",
-                *data, "--out", str(source)])  # fmt: skip
-    trained, _ = _semi_supervised.load_trained(source)
+    runner.train(
+        MNIST(),
+        ["--labels", "20", "--train-size", "200", "--hidden", "16", "--epochs", "1", "--no-progress",
+         *data, "--out", str(source)],
+    )  # fmt: skip
+    trained, _ = load_trained(MNIST(), source)
+    experiment = MultiMNISTExperiment()
     run = tmp_path / "nested"
-    results = multi_mnist.main(
-        [*TINY, *data, "--epochs", "1", "--nested-mnist", str(source), "--out", str(run)]
+    results = runner.train(
+        experiment, [*TINY, *data, "--epochs", "1", "--nested-mnist", str(source), "--out", str(run)]
     )
 
     assert results["nested"] is True and 0.0 <= results["test_digit_accuracy"] <= 1.0
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["nested_digit_model"]["hidden"] == [16]
-    vae, _ = multi_mnist.load_trained(run)
-    for name, value in trained.state_dict().items():
-        assert torch.equal(vae.digit_model.state_dict()[name], value), name
+    vae, _ = load_trained(experiment, run)
+    assert vae.freeze_digit_model
+    for part in ("model", "guide"):
+        nested = getattr(vae, part).digit.state_dict()
+        for name, value in getattr(trained, part).state_dict().items():
+            assert torch.equal(nested[name], value), f"{part}.{name}"
 
     finetuned = tmp_path / "finetuned"
-    nested = ["--nested-mnist", str(source), "--finetune-nested"]
-    results = multi_mnist.main([*TINY, *data, "--epochs", "1", *nested, "--out", str(finetuned)])
+    nested_args = ["--nested-mnist", str(source), "--finetune-nested"]
+    results = runner.train(experiment, [*TINY, *data, "--epochs", "1", *nested_args, "--out", str(finetuned)])
     assert results["finetune_nested"] is True
-    vae, _ = multi_mnist.load_trained(finetuned)
+    vae, _ = load_trained(experiment, finetuned)
     assert not vae.freeze_digit_model
-    learned = vae.digit_model.state_dict()
-    assert any(not torch.equal(learned[name], value) for name, value in trained.state_dict().items())
+    for part in ("model", "guide"):
+        learned = getattr(vae, part).digit.state_dict()
+        original = getattr(trained, part).state_dict()
+        assert any(not torch.equal(learned[name], value) for name, value in original.items()), part
 
 
-def test_bad_arguments(tmp_path):
-    with pytest.raises(SystemExit):
-        multi_mnist.parse(["--labelled-canvases", "10"])
-    with pytest.raises(SystemExit):
-        multi_mnist.parse(["--labelled-canvases", "100", "--train-canvases", "100"])
-    with pytest.raises(SystemExit):
-        multi_mnist.parse(["--finetune-nested"])  # nothing nested to fine-tune
-    with pytest.raises(FileNotFoundError, match="--run must be a run directory"):
-        multi_mnist.load_trained(tmp_path)
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--labelled-canvases", "10"], "--labelled-canvases must be a positive multiple of 4, got 10"),
+        (
+            ["--labelled-canvases", "100", "--train-canvases", "100"],
+            "--labelled-canvases must be smaller than --train-canvases",
+        ),
+        (["--finetune-nested"], "--finetune-nested needs --nested-mnist"),
+        (["--rho", "1.5"], r"--rho must lie in \(0, 1\), got 1.5"),
+        (["--temperature", "0"], "--temperature must be positive, got 0.0"),
+        (["--state-dim", "0"], "--state-dim must be positive"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        runner.parse(MultiMNISTExperiment(), [*argv, "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_loading_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is not a run directory written by training"):
+        load_trained(MultiMNISTExperiment(), tmp_path)
