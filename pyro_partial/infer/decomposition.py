@@ -30,9 +30,10 @@ from pyro.distributions.util import scale_and_mask
 from pyro.infer import Trace_ELBO
 from pyro.infer.util import torch_item
 from pyro.poutine.trace_struct import Trace
-from torch.distributions import kl_divergence
 
 from pyro_partial.infer.divergences import MMD_SCALES, inclusive_kl, mmd_imq
+from pyro_partial.infer.latent_draws import kl_or_estimate, latent_sites, plate_data_dim, site_draws
+from pyro_partial.infer.validation import check_choice, check_count, check_real
 
 DIVERGENCES = ("mmd", "inclusive_kl")
 PARTICLE_PLATES = ("num_particles_vectorized",)
@@ -88,12 +89,12 @@ def decomposition_penalty(
         them, as the ELBO's terms are).
     :returns: a scalar tensor (to add to the ELBO, i.e. subtract from the loss).
     """
-    _check_options(beta, alpha, divergence, num_prior_samples)
+    check_decomposition_options(beta, alpha, divergence, num_prior_samples)
     if isinstance(sites, str) or not sites:
         raise ValueError(f"sites must be a non-empty sequence of site names, got {sites!r}")
     penalty = torch.zeros(())
     for name in sites:
-        model_site, guide_site = _latent_sites(model_trace, guide_trace, name)
+        model_site, guide_site = latent_sites(model_trace, guide_trace, name)
         p, q, z = model_site["fn"], guide_site["fn"], guide_site["value"]
         _check_not_enumerated(guide_site, z.shape[: z.dim() - len(q.event_shape)])
         scale, mask = model_site["scale"], model_site["mask"]
@@ -103,7 +104,7 @@ def decomposition_penalty(
         )
         penalty = penalty - log_ratio
         if beta != 0:
-            penalty = penalty - beta * scale_and_mask(_kl(q, p, z), scale, mask).sum()
+            penalty = penalty - beta * scale_and_mask(kl_or_estimate(q, p, z), scale, mask).sum()
         if alpha != 0:
             divergences, counts = _batch_divergence(
                 model_site, guide_site, divergence, num_prior_samples, mmd_scales, per_dim, particle_plates
@@ -145,7 +146,7 @@ class DecompositionELBO(Trace_ELBO):
         per_dim: bool = True,
         **kwargs,
     ):
-        _check_options(beta, alpha, divergence, num_prior_samples)
+        check_decomposition_options(beta, alpha, divergence, num_prior_samples)
         if isinstance(latent_sites, str) or not latent_sites:
             raise ValueError(f"latent_sites must be a non-empty sequence of site names, got {latent_sites!r}")
         super().__init__(**kwargs)
@@ -190,40 +191,13 @@ class DecompositionELBO(Trace_ELBO):
             return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
 
 
-def _check_options(beta: float, alpha: float, divergence: str, num_prior_samples: int) -> None:
-    if not beta >= 0:
-        raise ValueError(f"beta must be non-negative, got {beta}")
-    if not alpha >= 0:
-        raise ValueError(f"alpha must be non-negative, got {alpha}")
-    if divergence not in DIVERGENCES:
-        raise ValueError(f"divergence must be one of {DIVERGENCES}, got {divergence!r}")
-    if isinstance(num_prior_samples, bool) or not isinstance(num_prior_samples, int) or num_prior_samples < 1:
-        raise ValueError(f"num_prior_samples must be a positive integer, got {num_prior_samples!r}")
-
-
-def _latent_sites(model_trace: Trace, guide_trace: Trace, name: str) -> tuple[dict, dict]:
-    for trace, role in ((model_trace, "model"), (guide_trace, "guide")):
-        site = trace.nodes.get(name)
-        if site is None or site["type"] != "sample":
-            found = sorted(n for n, s in trace.nodes.items() if s["type"] == "sample")
-            raise ValueError(f"latent site {name!r} not found in the {role}; its sample sites are {found}")
-        if site["is_observed"]:
-            raise ValueError(f"site {name!r} is observed in the {role}; β and α apply to latent sites only")
-    guide_site = guide_trace.nodes[name]
-    if not guide_site["fn"].has_rsample:
-        raise ValueError(
-            f"site {name!r}: the guide's {type(guide_site['fn']).__name__} has no reparameterised sampler; "
-            "the decomposition objective needs a reparameterised encoder"
-        )
-    return model_trace.nodes[name], guide_site
-
-
-def _kl(q, p, z: torch.Tensor) -> torch.Tensor:
-    """KL(q ‖ p) per batch element: analytic if registered, else log q(z) − log p(z) at the draw z."""
-    try:
-        return kl_divergence(q, p)
-    except NotImplementedError:
-        return q.log_prob(z) - p.log_prob(z)
+def check_decomposition_options(beta: float, alpha: float, divergence: str, num_prior_samples: int) -> None:
+    """Errors naming the argument, the value and the valid range for β, α, the divergence and the number
+    of prior samples."""
+    check_real("beta", beta)
+    check_real("alpha", alpha)
+    check_choice("divergence", divergence, DIVERGENCES)
+    check_count("num_prior_samples", num_prior_samples)
 
 
 def _batch_divergence(
@@ -241,7 +215,7 @@ def _batch_divergence(
     """
     name, p, q, z = model_site["name"], model_site["fn"], guide_site["fn"], guide_site["value"]
     batch_shape = z.shape[: z.dim() - len(q.event_shape)]
-    data_dim = _data_dim(model_site, batch_shape, particle_plates)
+    data_dim = plate_data_dim(model_site, batch_shape, particle_plates)
     mask = model_site["mask"]
     weights = torch.ones(batch_shape, dtype=z.dtype, device=z.device)
     if isinstance(mask, torch.Tensor):
@@ -254,35 +228,9 @@ def _batch_divergence(
     if divergence == "inclusive_kl":
         posterior = q.expand(batch_shape) if q.batch_shape != batch_shape else q
         return inclusive_kl(p, posterior, num_prior_samples, weights, data_dim), counts
-    prior = p.expand(batch_shape) if p.batch_shape != batch_shape else p
-    zeta = prior.rsample((num_prior_samples,)) if prior.has_rsample else prior.sample((num_prior_samples,))
-    z_q = z.reshape(*batch_shape, -1).movedim(data_dim - 1, -2)  # (..., N, D)
-    # prior draws: (S, ..., N, D) -> (..., S·N, D), with the row weights repeated alike
-    z_p = zeta.reshape(num_prior_samples, *batch_shape, -1).movedim(data_dim - 1, -2).movedim(0, -3)
-    z_p = z_p.flatten(-3, -2)
-    w = weights.movedim(data_dim, -1)
-    v = w.unsqueeze(-2).expand(*w.shape[:-1], num_prior_samples, w.shape[-1]).flatten(-2)
-    return mmd_imq(z_q, z_p, mmd_scales, per_dim, w, v), counts
-
-
-def _data_dim(site: dict, batch_shape: torch.Size, particle_plates: Sequence[str]) -> int:
-    """The negative batch dim of the site's single data plate (the others are particle plates)."""
-    plates = {f.dim: f.name for f in site["cond_indep_stack"] if f.vectorized and f.dim is not None}
-    data = [(dim, plate) for dim, plate in plates.items() if plate not in particle_plates]
-    if not data:
-        raise ValueError(
-            f"site {site['name']!r} is outside a batch plate: the divergence D(q(z), p(z)) needs one z per "
-            "data point, so sample it inside pyro.plate('data', N)"
-        )
-    if len(data) > 1:
-        raise NotImplementedError(
-            f"site {site['name']!r} lies in several data plates {sorted(p for _, p in data)}; the aggregate "
-            "posterior is only supported over one plate"
-        )
-    data_dim = data[0][0]
-    if data_dim < -len(batch_shape):
-        raise ValueError(f"site {site['name']!r}: its value is not expanded over plate {data[0][1]!r}")
-    return data_dim
+    draws = site_draws(model_site, z, torch.ones_like(weights), particle_plates, ())
+    zeta, prior_weights = draws.prior_draws(num_prior_samples)
+    return mmd_imq(draws.z, zeta, mmd_scales, per_dim, draws.weights, prior_weights), draws.counts
 
 
 def _check_not_enumerated(site: dict, batch_shape: torch.Size) -> None:
@@ -297,4 +245,10 @@ def _check_not_enumerated(site: dict, batch_shape: torch.Size) -> None:
             )
 
 
-__all__ = ["DIVERGENCES", "PARTICLE_PLATES", "DecompositionELBO", "decomposition_penalty"]
+__all__ = [
+    "DIVERGENCES",
+    "PARTICLE_PLATES",
+    "DecompositionELBO",
+    "check_decomposition_options",
+    "decomposition_penalty",
+]

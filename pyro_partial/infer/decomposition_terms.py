@@ -40,37 +40,9 @@ from pyro.distributions.util import scale_and_mask
 from pyro.poutine.trace_struct import Trace
 from torch.distributions import Distribution
 
-from pyro_partial.infer.decomposition import PARTICLE_PLATES, _check_options, _data_dim, _kl, _latent_sites
+from pyro_partial.infer.decomposition import PARTICLE_PLATES, check_decomposition_options
 from pyro_partial.infer.divergences import MMD_SCALES, mmd_imq
-
-
-@dataclass
-class SiteDraws:
-    """One pass's draws of a latent site, flattened to ``(R, M)`` (R replicates of the batch, M draws).
-
-    :ivar z: the guide's draws, ``(R, M, E)`` (E = the event size).
-    :ivar weights: their weights in q(z), ``(R, M)``: zero on masked rows, summing to one per row.
-    :ivar counts: the number of data points the pass stands for, ``(R,)``.
-    :ivar prior: the model's distribution of the site, expanded to the batch shape the prior draws take.
-    :ivar prior_weights: the weights of those draws, of the prior's batch shape.
-    :ivar replicate_dim: the (negative) batch dim of the replicates, or ``None`` when R = 1.
-    """
-
-    z: torch.Tensor
-    weights: torch.Tensor
-    counts: torch.Tensor
-    prior: Distribution
-    prior_weights: torch.Tensor
-    replicate_dim: int | None
-
-    def prior_draws(self, num_samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``num_samples`` draws of the prior per batch element, ``(R, num_samples · M', E)``, and their
-        weights ``(R, num_samples · M')`` (reparameterised when the prior allows)."""
-        prior = self.prior
-        zeta = prior.rsample((num_samples,)) if prior.has_rsample else prior.sample((num_samples,))
-        zeta = zeta.reshape(num_samples, *prior.batch_shape, -1)
-        weights = self.prior_weights.expand(num_samples, *prior.batch_shape)
-        return _flatten(zeta, self.replicate_dim, 1), _flatten(weights, self.replicate_dim, 0)
+from pyro_partial.infer.latent_draws import SiteDraws, kl_or_estimate, latent_sites, site_draws, sum_to
 
 
 @dataclass
@@ -114,7 +86,7 @@ class Decomposition:
         mmd_scales: Sequence[float] = MMD_SCALES,
         per_dim: bool = True,
     ):
-        _check_options(beta, alpha, "mmd", num_prior_samples)
+        check_decomposition_options(beta, alpha, "mmd", num_prior_samples)
         if isinstance(latent_sites, str) or not latent_sites:
             raise ValueError(f"latent_sites must be a non-empty sequence of site names, got {latent_sites!r}")
         self.beta = float(beta)
@@ -151,19 +123,19 @@ class Decomposition:
         kl = torch.zeros(())
         draws = {}
         for name in self.latent_sites:
-            model_site, guide_site = _latent_sites(model_trace, guide_trace, name)
+            model_site, guide_site = latent_sites(model_trace, guide_trace, name)
             p, q, z = model_site["fn"], guide_site["fn"], guide_site["value"]
             batch_shape = z.shape[: z.dim() - len(q.event_shape)]
             _check_prior_shape(name, p, batch_shape)
             w = torch.ones(batch_shape, dtype=z.dtype, device=z.device)
             for factor in (branch, weights):
                 if factor is not None:
-                    w = _sum_to(w * factor, batch_shape)
+                    w = sum_to(w * factor, batch_shape)
             if self.beta != 1:
-                terms = scale_and_mask(w * _kl(q, p, z), model_site["scale"], model_site["mask"])
+                terms = scale_and_mask(w * kl_or_estimate(q, p, z), model_site["scale"], model_site["mask"])
                 kl = kl - kl_factor * (self.beta - 1.0) * terms.sum()
             if self.alpha != 0:
-                draws[name] = _site_draws(model_site, z, w, replicate_plates, sample_plates)
+                draws[name] = site_draws(model_site, z, w, replicate_plates, sample_plates)
         return DecompositionPart(kl, draws)
 
     def penalty(self, parts: Sequence[DecompositionPart]) -> torch.Tensor:
@@ -207,11 +179,6 @@ def _enumerated_probs(guide_trace: Trace) -> torch.Tensor | None:
     return None if log_q is None else log_q.exp()
 
 
-def _sum_to(weights: torch.Tensor, shape: torch.Size) -> torch.Tensor:
-    """Broadcast to ``shape``, summing out (marginalising) the dims that ``shape`` lacks or has as 1."""
-    return weights.expand(torch.broadcast_shapes(weights.shape, shape)).sum_to_size(shape)
-
-
 def _check_prior_shape(name: str, prior: Distribution, batch_shape: torch.Size) -> None:
     try:
         fits = torch.broadcast_shapes(prior.batch_shape, batch_shape) == batch_shape
@@ -225,50 +192,4 @@ def _check_prior_shape(name: str, prior: Distribution, batch_shape: torch.Size) 
         )
 
 
-def _plate_dim(site: dict, plates: Sequence[str]) -> int | None:
-    dims = [f.dim for f in site["cond_indep_stack"] if f.vectorized and f.name in plates]
-    if len(dims) > 1:
-        raise NotImplementedError(f"site {site['name']!r} lies in several replicate plates of {plates}")
-    return dims[0] if dims else None
-
-
-def _flatten(tensor: torch.Tensor, replicate_dim: int | None, event_dims: int) -> torch.Tensor:
-    """``(*batch, *event)`` to ``(R, M, *event)``: the replicate dim first, every other batch dim in M."""
-    tensor = tensor.unsqueeze(0) if replicate_dim is None else tensor.movedim(replicate_dim - event_dims, 0)
-    return tensor.reshape(tensor.shape[0], -1, *tensor.shape[tensor.dim() - event_dims :])
-
-
-def _site_draws(
-    model_site: dict,
-    z: torch.Tensor,
-    weights: torch.Tensor,
-    replicate_plates: Sequence[str],
-    sample_plates: Sequence[str],
-) -> SiteDraws:
-    batch_shape = weights.shape
-    mask = model_site["mask"]
-    if isinstance(mask, torch.Tensor):
-        weights = weights * mask.expand(batch_shape)
-    elif mask is False:
-        weights = torch.zeros_like(weights)
-    data_dim = _data_dim(model_site, batch_shape, (*replicate_plates, *sample_plates))
-    replicate_dim = _plate_dim(model_site, replicate_plates)
-    # prior draws per row and replicate, and along the other dims (enumerated values, importance samples)
-    # only where the prior's batch shape has them; each weighs as much as the draws of z it stands for
-    rows = [
-        size if dim in (data_dim, replicate_dim) else 1
-        for dim, size in zip(range(-len(batch_shape), 0), batch_shape, strict=True)
-    ]
-    prior_shape = torch.broadcast_shapes(model_site["fn"].batch_shape, torch.Size(rows))
-    counts = _flatten((weights * model_site["scale"]).expand(batch_shape), replicate_dim, 0).sum(-1)
-    return SiteDraws(
-        z=_flatten(z.reshape(*batch_shape, -1), replicate_dim, 1),
-        weights=_flatten(weights, replicate_dim, 0),
-        counts=counts,
-        prior=model_site["fn"].expand(prior_shape),
-        prior_weights=_sum_to(weights, prior_shape),
-        replicate_dim=replicate_dim,
-    )
-
-
-__all__ = ["Decomposition", "DecompositionPart", "SiteDraws"]
+__all__ = ["Decomposition", "DecompositionPart"]

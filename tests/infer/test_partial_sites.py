@@ -9,14 +9,11 @@ import torch
 from pyro import poutine
 
 from pyro_partial.infer import SemiSupervisedELBO
-from pyro_partial.infer.partial_sites import (
-    PositiveRelaxedOneHotCategorical,
-    find_partial_sites,
-    labelled_rows,
-)
+from pyro_partial.infer.partial_sites import find_partial_sites, row_groups
+from pyro_partial.infer.site_messengers import PositiveRelaxedOneHotCategorical
 
 
-def test_labelled_rows_of_sites_absent_from_some_rows():
+def test_labelled_row_groups_of_sites_absent_from_some_rows():
     """A per-step site present only where k < n is labelled where present; the rows are the count's."""
     counts = torch.tensor([2, 0, 1, 2])
     mask = torch.tensor([True, True, False, False])
@@ -31,11 +28,11 @@ def test_labelled_rows_of_sites_absent_from_some_rows():
     partials = find_partial_sites(poutine.trace(model).get_trace())
     assert torch.equal(partials["u_1"].mask, torch.tensor([True, False, False, False]))
     assert torch.equal(partials["u_1"].present, counts > 1)
-    rows = labelled_rows(partials)
-    assert torch.equal(rows.mask, mask) and rows.row_frames == frozenset({("rows", -1)})
+    groups = row_groups(partials)
+    assert torch.equal(groups.any_labelled, mask) and groups.row_frames == frozenset({("rows", -1)})
 
 
-def test_labelled_rows_reduce_enumeration_dims():
+def test_labelled_row_groups_reduce_enumeration_dims():
     """Masks carrying an enumeration dim on the left (constant along it on labelled rows) reduce to rows."""
     n = torch.tensor([[0], [1], [2]]).expand(3, 4).clone()  # an enumerated count, (values, rows)
     mask = torch.tensor([True, False, True, False])
@@ -49,8 +46,8 @@ def test_labelled_rows_reduce_enumeration_dims():
 
     partials = find_partial_sites(poutine.trace(model).get_trace())
     assert partials["u_0"].mask.shape == (3, 4)
-    assert torch.equal(labelled_rows(partials).mask, mask)
-    assert labelled_rows({}) is None
+    assert torch.equal(row_groups(partials).any_labelled, mask)
+    assert row_groups({}) is None
 
 
 def test_relaxed_draws_of_a_confident_site_stay_positive_and_differentiable():

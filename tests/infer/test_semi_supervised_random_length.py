@@ -4,7 +4,7 @@ by hand.
 The model draws a count n ∈ {0, 1, 2} (partially observed), then for each step k < n a per-step variable
 u_k (partially observed: the "where" of a digit on a labelled canvas) and a latent z_k, and observes
 x ~ N(m + Σ_{k<n} (u_k a_k + z_k b_k), σ² I). The loop runs to the largest count
-(:func:`~pyro_partial.random_length.random_steps`): on unlabelled rows the guide enumerates n in parallel,
+(:func:`~pyro_partial.poutine.random_steps`): on unlabelled rows the guide enumerates n in parallel,
 so the loop runs to 2 and masks select each branch's steps; on labelled rows n is clamped, so the loop runs
 to the largest label. The guide records the standard-normal noise ε of every reparameterised draw; the
 hand computation rebuilds every draw from it and sums the count out explicitly:
@@ -26,7 +26,7 @@ import torch
 from torch.distributions import Normal
 
 from pyro_partial.infer import SemiSupervisedELBO
-from pyro_partial.random_length import random_steps
+from pyro_partial.poutine import random_steps
 
 K, X, SIGMA = 2, 2, 0.7  # at most K steps; data dimension; observation noise
 INIT = {
@@ -243,18 +243,3 @@ def test_labels_of_absent_steps_are_ignored():
             SemiSupervisedELBO(alpha=0.4, max_plate_nesting=1).loss(model, Guide(), x, counts, v, mask)
         )
     assert values[0] == pytest.approx(values[1], rel=1e-12)
-
-
-def test_sites_labelling_different_rows_are_rejected():
-    x, counts, u, mask = data((0, 2))
-
-    def bad_model(x, counts, u, mask):
-        with pyro.plate("data", x.shape[0]):
-            n = pyro.sample("count", dist.Categorical(logits=torch.zeros(K + 1)), obs=counts, obs_mask=mask)
-            for k, _ in random_steps(n):
-                pyro.sample(f"u_{k}", dist.Normal(0.0, 1.0), obs=u[:, k], obs_mask=~mask)
-
-    with pytest.raises(
-        ValueError, match=r"partially observed sites '(count|u_0)' and '(count|u_0)' label different rows"
-    ):
-        SemiSupervisedELBO(max_plate_nesting=1).loss(bad_model, Guide(), x, counts, u, mask)
