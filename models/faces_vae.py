@@ -190,10 +190,9 @@ class FacesModel(PyroModule):
         mask: torch.Tensor | None = None,
     ) -> None:
         """``xs`` faces ``(B, 1, H, W)``, ``identity`` one-hot ``(B, 38)``, ``light`` unit vectors ``(B, 3)``,
-        ``mask`` bool ``(B,)`` true on labelled rows (both labels are given or neither:
-        :class:`~pyro_partial.infer.SemiSupervisedELBO` needs one row mask for all partially observed
-        sites). Values on unlabelled rows are ignored; omitting the labels makes the whole batch
-        unlabelled."""
+        ``mask`` bool ``(B,)`` true on labelled rows (the experiment labels both or neither; the objective
+        would also take a mask per site). Values on unlabelled rows are ignored; omitting the labels
+        makes the whole batch unlabelled."""
         identity, light, mask = _complete_labels(xs, identity, light, mask, self.num_identities)
         with pyro.plate("data", xs.shape[0]):
             z = pyro.sample("z", dist.Normal(xs.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
