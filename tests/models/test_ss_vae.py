@@ -6,8 +6,8 @@ import torch
 from pyro.infer import SVI
 from pyro.optim import Adam
 
-from pyro_partial_models.ss_vae import SSVAE
 from pyro_partial.infer import SemiSupervisedELBO
+from pyro_partial_models.ss_vae import SSVAE
 
 CONFIGS = [
     pytest.param({"network": network, "guide_type": guide}, id=f"{network}-{guide}")
