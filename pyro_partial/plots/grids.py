@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 
 class ConditionalImageModel(Protocol):
-    """What the figures need: ``models.ss_vae.SSVAE`` is one.
+    """What the figures need: ``pyro_partial_models.ss_vae.SSVAE`` is one.
 
     Images are flattened, ``(B, C·H·W)``; labels are one-hot, ``(B, num_classes)``.
     """

@@ -5,6 +5,7 @@ checkout, training MNIST on its own."""
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +21,17 @@ SCRIPT = Path(sys.executable).with_name("pyro-partial")
 # the installed console script where there is one (CI installs it), else the same entry point as a module
 COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "pyro_partial_models.cli"]
 CHECKOUT = Path(__file__).resolve().parents[2]
+UNPACKAGED = (
+    ".git",
+    ".venv",
+    "build",
+    "dist",
+    "runs",
+    "*.egg-info",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+)
 
 
 def run(args, cwd, command=COMMAND, env=None):
@@ -96,10 +108,12 @@ def test_unknown_experiment_is_a_clear_error(capsys):
 def test_a_wheel_installed_outside_the_checkout_trains_mnist(real_data_root, tmp_path):
     """``pip install .`` into a directory of its own (the dependencies come from this environment), then
     ``pyro-partial train mnist`` run from elsewhere: the installed package needs nothing from the checkout."""
-    wheels, site = tmp_path / "wheels", tmp_path / "site"
+    source, wheels, site = tmp_path / "source", tmp_path / "wheels", tmp_path / "site"
+    # built from a copy of the sources: building in the checkout would leave a build/ folder there
+    shutil.copytree(CHECKOUT, source, ignore=shutil.ignore_patterns(*UNPACKAGED))
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(CHECKOUT)], check=True
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], check=True
     )
     (wheel,) = wheels.glob("pyro_partial-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "--target", str(site), str(wheel)], check=True)
