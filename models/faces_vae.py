@@ -317,25 +317,14 @@ class NoLatents(PyroModule):
 
 class FacesClassifier(PyroModule):
     """The supervised CNN baseline: :class:`FacesClassifierModel` as ``model`` and :class:`NoLatents` as
-    ``guide``. Takes the arguments of :class:`FacesVAE` and builds the same encoder, style read-out
-    included (unused here), so that with the same seed both start from the same encoder weights."""
+    ``guide``. Takes the arguments of :class:`FacesVAE` and uses its encoder, style read-out included (unused
+    here), so that with the same seed both start from the same encoder weights."""
 
-    def __init__(
-        self,
-        image_shape: Sequence[int] = (1, 32, 32),
-        num_identities: int = NUM_IDENTITIES,
-        z_dim: int = 10,
-        hidden: Sequence[int] = (256,),
-        channels: Sequence[int] = (32, 64, 128),
-        activation: str = "relu",
-        min_scale: float = 1e-3,
-        max_logit: float = 12.0,
-    ):
+    def __init__(self, **vae_arguments):
         super().__init__()
-        encoder = FacesEncoder(
-            image_shape, num_identities, z_dim, hidden, channels, activation, min_scale, max_logit
-        )
-        self.image_shape, self.num_identities = encoder.image_shape, num_identities
+        vae = FacesVAE(**vae_arguments)
+        encoder, num_identities = vae.guide.encoder, vae.num_identities
+        self.image_shape, self.num_identities = vae.image_shape, num_identities
         self.model = FacesClassifierModel(encoder, num_identities)
         self.guide = NoLatents()
 
