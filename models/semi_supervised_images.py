@@ -2,10 +2,11 @@
 
 A class-balanced labelled subset of ``--labels`` training images is drawn once from ``--seed``; the other
 training images are unlabelled. Each epoch visits every unlabelled image once, mixed with labelled images at
-the supervision rate ``--rho`` (by default the natural rate M / (N + M)). :class:`~pyro_partial_models.ss_vae.SSVAE` is
-trained with :class:`~pyro_partial.infer.SemiSupervisedELBO`: exact enumeration of y on unlabelled rows, the
-paper's importance-sampled supervised term on labelled rows (eqs. 4-6), α per labelled row (``--alpha``,
-default 50: Kingma et al.'s α = 0.1·N spread over M = 100 labels of N = 50,000 images).
+the supervision rate ``--rho`` (by default the natural rate M / (N + M)).
+:class:`~pyro_partial_models.ss_vae.SSVAE` is trained with :class:`~pyro_partial.infer.SemiSupervisedELBO`:
+exact enumeration of y on unlabelled rows, the paper's importance-sampled supervised term on labelled rows
+(eqs. 4-6), α per labelled row (``--alpha``, default 50: Kingma et al.'s α = 0.1·N spread over M = 100
+labels of N = 50,000 images).
 
 After each epoch the classification error of q(y|x) is measured on the validation, test and labelled training
 images (``metrics.csv``); ``results.json`` adds the test error at the epoch of lowest validation error (model
