@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +40,7 @@ from torchvision.datasets.utils import calculate_md5
 from torchvision.transforms.functional import resize
 
 from pyro_partial.data.download import RemoteFile, download_file, missing_files_error
+from pyro_partial.data.files import atomic_write
 from pyro_partial.data.idx import read_idx_bytes, read_idx_shape
 from pyro_partial.data.integrity import DataFileError
 from pyro_partial.data.paths import cache_dir, download_root, search_roots
@@ -177,7 +177,7 @@ def _read_manifest(path: Path) -> dict:
 
 
 def _write_manifest(path: Path, manifest: dict) -> None:
-    _write_atomically(path, lambda out: out.write(json.dumps(manifest, indent=1).encode()))
+    atomic_write(path, lambda out: out.write(json.dumps(manifest, indent=1).encode()))
 
 
 def _make_copy(source: Path, target: Path) -> None:
@@ -205,20 +205,7 @@ def _make_copy(source: Path, target: Path) -> None:
                     return
                 out.write(chunk)
 
-    _write_atomically(target, gunzip if source.suffix == ".gz" else copy)
-
-
-def _write_atomically(target: Path, write: Callable) -> None:
-    """Call ``write`` on a temporary file beside ``target``, then rename it to ``target``: readers see the
-    old file or the whole new one, and nothing is left when ``write`` fails."""
-    fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-        os.replace(partial, target)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
+    atomic_write(target, gunzip if source.suffix == ".gz" else copy)
 
 
 def _check_files(raw: Path, descriptions: dict[str, str]) -> None:

@@ -2,7 +2,8 @@
 
 - :mod:`~pyro_partial.training.module`: :class:`SVIModule`, the ``LightningModule`` training an ELBO module;
 - :mod:`~pyro_partial.training.callbacks`: the atomic per-epoch checkpoint and the exact-resume state;
-- :mod:`~pyro_partial.training.checkpoint`: atomic writes, ``weights_only`` reads, RNG states as tensors;
+- :mod:`~pyro_partial.training.checkpoint`: atomic checkpoint writes, ``weights_only`` reads, RNG states as
+  tensors;
 - :mod:`~pyro_partial.training.loggers`: the resumable ``metrics.csv`` and Lightning's optional loggers;
 - :mod:`~pyro_partial.training.batches`: in-memory data on the device, mini-batches from resumable samplers;
 - :mod:`~pyro_partial.training.experiment` and :mod:`~pyro_partial.training.runner`: the experiment contract

@@ -15,7 +15,7 @@ from typing import Any
 import pyro
 import torch
 
-from pyro_partial.training.checkpoint import atomic_write
+from pyro_partial.data.files import atomic_write
 
 
 def environment() -> dict[str, str]:
@@ -73,5 +73,10 @@ class MetricsCSV:
 def write_results(path: str | os.PathLike, results: dict[str, Any], seed: int) -> dict[str, Any]:
     """Write ``results`` with the command, seed and versions as JSON (atomically); return the record."""
     record = {"command": command_line(), "seed": seed, "environment": environment(), **results}
-    atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
+    write_json(path, record)
     return record
+
+
+def write_json(path: str | os.PathLike, record: dict[str, Any]) -> None:
+    """Write ``record`` as indented JSON, atomically."""
+    atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))

@@ -31,6 +31,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
+from pyro_partial.data.files import remove_stale_temporaries
 from pyro_partial.training.arguments import (
     RUN_OPTIONS,
     add_shared_arguments,
@@ -38,17 +39,11 @@ from pyro_partial.training.arguments import (
     trainer_devices,
 )
 from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume
-from pyro_partial.training.checkpoint import (
-    AtomicCheckpointIO,
-    CheckpointError,
-    atomic_write,
-    load_checkpoint_file,
-    remove_stale_temporaries,
-)
+from pyro_partial.training.checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from pyro_partial.training.experiment import Experiment
 from pyro_partial.training.loggers import RunCSVLogger, optional_loggers
 from pyro_partial.training.module import NonFiniteLossError, SVIModule
-from pyro_partial.training.records import write_results
+from pyro_partial.training.records import write_json, write_results
 
 CONFIG, CHECKPOINT, METRICS, RESULTS = "config.json", "checkpoint.ckpt", "metrics.csv", "results.json"
 MODULE_PREFIX = "loss_fn."
@@ -86,7 +81,7 @@ def parse(experiment: Experiment, argv: Sequence[str] | None, prog: str | None =
         args.out = Path("runs") / experiment.name / experiment.run_name(args)
     try:
         args.resumed = resumed_run(experiment, args)
-    except (SettingsChanged, FileNotFoundError, CheckpointError, ValueError) as error:
+    except (FileNotFoundError, ValueError) as error:  # SettingsChanged and CheckpointError among them
         parser.error(str(error))
     return args
 
@@ -172,10 +167,6 @@ def read_config(run_dir: Path) -> dict[str, Any]:
         raise ValueError(
             f"{path} is not valid JSON ({error}); it should be the config written by training"
         ) from error
-
-
-def write_json(path: Path, record: dict[str, Any]) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(record, indent=2) + "\n").encode()))
 
 
 def epochs_done(checkpoint: Path) -> int:
