@@ -159,8 +159,8 @@ class SemiSupervisedImages(Experiment):
     def results(
         self, args: argparse.Namespace, data: Splits, setup: Setup, history: list[dict[str, float]]
     ) -> dict[str, Any]:
-        test_error = error(setup.module, data.test_x, data.test_y)
-        best = min(history, key=lambda row: row["val_error"]) if history else None
+        test_error = history[-1]["test_error"]  # measured after the last epoch; not measured again
+        best = min(history, key=lambda row: row["val_error"])
         print(f"test accuracy {100 * (1 - test_error):.2f}% (error {100 * test_error:.2f}%)")
         return {
             "labels": args.labels,
@@ -169,10 +169,10 @@ class SemiSupervisedImages(Experiment):
             "rho": setup.extra["rho"],
             "alpha": args.alpha,
             "test_error": test_error,
-            "val_error": history[-1]["val_error"] if history else None,
-            "best_val_epoch": int(best["epoch"]) if best else None,
-            "best_val_error": best["val_error"] if best else None,
-            "test_error_at_best_val": best["test_error"] if best else None,
+            "val_error": history[-1]["val_error"],
+            "best_val_epoch": int(best["epoch"]),
+            "best_val_error": best["val_error"],
+            "test_error_at_best_val": best["test_error"],
         }
 
     def add_plot_arguments(self, parser: argparse.ArgumentParser) -> None:

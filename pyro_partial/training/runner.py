@@ -28,6 +28,7 @@ from typing import Any
 import lightning
 import pyro
 import torch
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.warnings import PossibleUserWarning
 
@@ -38,6 +39,7 @@ from pyro_partial.training.arguments import (
     check_shared_arguments,
     trainer_devices,
 )
+from pyro_partial.training.batches import DeviceBatches
 from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume
 from pyro_partial.training.checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from pyro_partial.training.experiment import Experiment
@@ -174,7 +176,10 @@ def epochs_done(checkpoint: Path) -> int:
     return int(load_checkpoint_file(checkpoint)["epoch"]) + 1
 
 
-def make_trainer(args: argparse.Namespace, setup_batches, loggers) -> lightning.Trainer:
+def make_trainer(
+    args: argparse.Namespace, batches: DeviceBatches, loggers: Sequence[Logger]
+) -> lightning.Trainer:
+    """The Trainer of a run: the shared options' devices and precision, the engine's plug-ins."""
     run_dir = Path(args.out)
     return lightning.Trainer(
         max_epochs=args.epochs,
@@ -184,7 +189,7 @@ def make_trainer(args: argparse.Namespace, setup_batches, loggers) -> lightning.
         num_nodes=args.num_nodes,
         precision=args.precision,
         logger=loggers,
-        callbacks=[ExactResume(setup_batches), EpochCheckpoint(run_dir / CHECKPOINT)],
+        callbacks=[ExactResume(batches), EpochCheckpoint(run_dir / CHECKPOINT)],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=not args.no_progress,
         enable_model_summary=False,
