@@ -54,3 +54,12 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def float64():
+    """float64 as the default dtype (Pyro's practice for checking objectives; Pyro's ``obs_mask`` gives masked
+    rows default-dtype zeros, so the default must match the model's dtype too)."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)

@@ -47,13 +47,6 @@ class LinearGaussianDecoder(nn.Module):
         return dist.Normal(self.mean(content, style), NOISE).to_event(1)
 
 
-@pytest.fixture
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 def _vae(evidence="product"):
     return GroupedVAE(LinearEncoder(), LinearGaussianDecoder(), CONTENT, STYLE, evidence)
 

@@ -21,11 +21,7 @@ from tests.infer.test_semi_supervised import D, K, LinearGaussian, batch, check_
 NAMES = ("C", "E", "F", "G", "s")
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # objectives are checked in float64
 
 
 def recording_normal(record):

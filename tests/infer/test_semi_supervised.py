@@ -21,11 +21,7 @@ from pyro_partial.infer import SemiSupervisedELBO
 K, D, X = 3, 2, 4  # classes, style dims, data dims
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # objectives are checked in float64
 
 
 class LinearGaussian:

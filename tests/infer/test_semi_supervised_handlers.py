@@ -21,11 +21,7 @@ ALPHA, GAMMA = 0.6, 2.0
 MODES = [pytest.param(None, id="masking"), pytest.param(True, id="split")]
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # objectives are checked in float64
 
 
 def params():

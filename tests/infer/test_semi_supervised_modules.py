@@ -13,11 +13,9 @@ from pyro_partial.infer import SemiSupervisedELBO
 
 
 @pytest.fixture(autouse=True)
-def float64_and_local_params():
-    torch.set_default_dtype(torch.float64)
+def float64_and_local_params(float64):
     with pyro.settings.context(module_local_params=True):
         yield
-    torch.set_default_dtype(torch.float32)
 
 
 class Model(PyroModule):

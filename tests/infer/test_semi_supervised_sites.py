@@ -31,11 +31,7 @@ INIT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
+pytestmark = pytest.mark.usefixtures("float64")  # objectives are checked in float64
 
 
 def params():

@@ -28,15 +28,6 @@ def batch(size=6, seed=0, dtype=torch.float32):
     return x, identity, light, mask
 
 
-@pytest.fixture
-def float64():
-    """Objectives are checked in float64; the default dtype too, since Pyro's ``obs_mask`` gives masked rows
-    default-dtype zeros."""
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(torch.float32)
-
-
 def readout(vae):
     """The encoder's last linear layer: rows 0..37 identity logits, 38..40 the light, then the style."""
     return [m for m in vae.guide.encoder.modules() if isinstance(m, torch.nn.Linear)][-1]
