@@ -41,6 +41,8 @@ def experiment(name: str) -> Experiment:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``pyro-partial``: the ``train`` and ``plot`` commands, each taking an experiment name
+    (a key of :data:`EXPERIMENTS`) followed by that experiment's own options."""
     listing = f"experiments: {', '.join(sorted(EXPERIMENTS))}"
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, epilog=listing, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -20,7 +20,7 @@ the prior. Figure: q(z) over p(z), ``pinwheel.png``.
 γ N(0, 0.05²) + (1 − γ) N(0, 1) per dimension (γ = 0 is N(0, I)), Laplace likelihood of scale 0.1,
 α ∈ {0, ..., 100}. Scores on the test set: Hoyer sparsity of the encoder means normalised as in the paper,
 and the log-likelihood's importance-weighted bound log (1/K) Σ_k p(x, z_k) / q(z_k | x)
-(K = ``--iwae-samples``; K = 1 is the ELBO). Figures: average |z_d| per class (``class_bars.png``), latent
+(K = ``--iwae-samples``; K = 1 is the ELBO). Figures: average ``|z_d|`` per class (``class_bars.png``), latent
 traversals (``traversals.png``). The paper runs it on Fashion-MNIST resized to 32×32, our default for
 ``--dataset fashion-mnist`` (``--image-size``); its four IDX files (``train-images-idx3-ubyte.gz``, ...)
 are read from ``<--data>/FashionMNIST/raw/``.
@@ -247,6 +247,8 @@ def aggregate_posterior_sample(
 
 
 class Pinwheel(DecompositionExperiment):
+    """``pinwheel``: clustering 2-D pinwheel points with the 4-Gaussian mixture prior (section 6)."""
+
     name = "pinwheel"
     description = __doc__
     defaults = {"epochs": 300, "batch_size": 400, "lr": 1e-3}
@@ -257,10 +259,12 @@ class Pinwheel(DecompositionExperiment):
     plot_description = "Write pinwheel.png: the aggregate posterior (one draw per point) over prior samples."
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The shared VAE options and ``--num-points``."""
         super().add_arguments(parser)
         parser.add_argument("--num-points", type=int, default=400, help="pinwheel points (drawn from --seed)")
 
     def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        """The shared checks, and ``--num-points`` positive."""
         problems = super().check_arguments(args)
         if args.num_points < 1:
             problems.append(f"--num-points must be a positive number of points, got {args.num_points}")
@@ -305,6 +309,8 @@ class SparsityData:
 
 
 class Sparsity(DecompositionExperiment):
+    """``sparsity``: sparse codes of MNIST or Fashion-MNIST under the sparse prior (section 6)."""
+
     name = "sparsity"
     description = __doc__
     defaults = {"epochs": 80, "batch_size": 500, "lr": 5e-4}
@@ -318,6 +324,7 @@ class Sparsity(DecompositionExperiment):
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The shared VAE options, ``--dataset``, ``--image-size``, ``--eval-size`` and ``--iwae-samples``."""
         super().add_arguments(parser)
         parser.add_argument("--dataset", choices=tuple(DATASETS), default="mnist")
         parser.add_argument(
@@ -327,6 +334,7 @@ class Sparsity(DecompositionExperiment):
         parser.add_argument("--iwae-samples", type=int, default=100, help="K of the log-likelihood bound")
 
     def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        """The shared checks, and ``--image-size``, ``--eval-size`` and ``--iwae-samples`` positive."""
         problems = super().check_arguments(args)
         for option in ("image_size", "eval_size", "iwae_samples"):
             value = getattr(args, option)
@@ -335,6 +343,7 @@ class Sparsity(DecompositionExperiment):
         return problems
 
     def run_name(self, args: argparse.Namespace) -> str:
+        """The shared run name, prefixed by the data set's name unless it is MNIST."""
         data = "" if args.dataset == "mnist" else f"{args.dataset}_"
         return data + super().run_name(args)
 
@@ -436,6 +445,8 @@ class DSpritesFrames:
 
 
 class DSpritesIndependence(DecompositionExperiment):
+    """``dsprites``: independent factors of dSprites frames, scored by disentanglement metrics (section 5)."""
+
     name = "dsprites"
     description = __doc__
     defaults = {"epochs": 20, "batch_size": 64, "lr": 5e-4}
@@ -446,6 +457,7 @@ class DSpritesIndependence(DecompositionExperiment):
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The shared VAE options, ``--metrics``, ``--metric-profile`` and ``--metric-option``."""
         super().add_arguments(parser)
         parser.add_argument("--metrics", nargs="+", choices=sorted(METRICS), default=["factor_vae"])
         parser.add_argument("--metric-profile", choices=("fast", "full"), default="full")
@@ -458,6 +470,8 @@ class DSpritesIndependence(DecompositionExperiment):
         )
 
     def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        """The shared checks, and each ``--metric-option`` a ``METRIC.OPTION=VALUE`` of a chosen metric
+        (:func:`parse_metric_options`)."""
         problems = super().check_arguments(args)
         try:
             parse_metric_options(args.metric_option, args.metrics)

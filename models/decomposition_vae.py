@@ -183,10 +183,12 @@ class DecompositionVAE(PyroModule):
 
     @property
     def z_dim(self) -> int:
+        """D, the model's latent dimension."""
         return self.model.z_dim
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
+        """The shape of one observation."""
         return self.model.obs_shape
 
     def as_input(self, x: torch.Tensor) -> torch.Tensor:

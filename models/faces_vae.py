@@ -95,6 +95,7 @@ class FacesEncoder(nn.Module):
         )
 
     def forward(self, xs: torch.Tensor) -> Posterior:
+        """The :class:`Posterior` of faces ``xs`` ``(B, 1, H, W)``."""
         if xs.dim() != 4 or tuple(xs.shape[1:]) != self.image_shape:
             raise ValueError(
                 f"xs must be images of shape (batch, {', '.join(map(str, self.image_shape))}), "
@@ -218,6 +219,8 @@ class FacesGuide(PyroModule):
         light: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
     ) -> None:
+        """Sample ``identity``, ``light`` (observed where ``mask`` is true) and ``z`` for faces ``xs``;
+        the arguments are :meth:`FacesModel.forward`'s."""
         identity, light, mask = _complete_labels(xs, identity, light, mask, self.num_identities)
         posterior = self.encoder(xs)
         with pyro.plate("data", xs.shape[0]):
@@ -301,6 +304,8 @@ class FacesClassifierModel(PyroModule):
         light: torch.Tensor,
         mask: torch.Tensor | None = None,
     ) -> None:
+        """Observe ``identity`` ``(B, 38)`` and ``light`` ``(B, 3)`` under q(y|x) q(l|x) of faces ``xs``
+        ``(B, 1, H, W)``, rows where ``mask`` ``(B,)`` is false left out."""
         identity, light, mask = _complete_labels(xs, identity, light, mask, self.num_identities)
         posterior = self.encoder(xs)
         with pyro.plate("data", xs.shape[0]), poutine.mask(mask=mask):

@@ -22,6 +22,8 @@ IMAGE_SHAPE = (1, 28, 28)
 
 
 class MNIST(SemiSupervisedImages):
+    """``mnist``: the semi-supervised experiment on MNIST (see the module docstring)."""
+
     name = "mnist"
     description = __doc__
 

@@ -52,6 +52,7 @@ class Images:
         self.size = math.prod(self.shape)
 
     def check(self, xs: torch.Tensor) -> None:
+        """Raise a :class:`ValueError` unless ``xs`` are flattened images ``(batch, C·H·W)``."""
         if xs.dim() != 2 or xs.shape[-1] != self.size:
             raise ValueError(
                 f"xs must be flattened images of shape (batch, {self.size}) for image_shape {self.shape}, "

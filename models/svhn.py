@@ -23,6 +23,8 @@ IMAGE_SHAPE = (3, 32, 32)
 
 
 class SVHN(SemiSupervisedImages):
+    """``svhn``: the semi-supervised experiment on SVHN (see the module docstring)."""
+
     name = "svhn"
     description = __doc__
     labels = 1000
@@ -30,12 +32,14 @@ class SVHN(SemiSupervisedImages):
     network = "conv"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The shared options and ``--validation-size``."""
         super().add_arguments(parser)
         parser.add_argument(
             "--validation-size", type=int, default=5000, help="train-file images held out for validation"
         )
 
     def check_arguments(self, args: argparse.Namespace) -> list[str]:
+        """The shared checks, and ``--validation-size`` positive."""
         problems = super().check_arguments(args)
         if args.validation_size < 1:
             problems.append(f"--validation-size must be a positive number, got {args.validation_size}")
@@ -54,5 +58,6 @@ class SVHN(SemiSupervisedImages):
 
 
 def flat(split: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(N, 3, 32, 32)`` and labels ``(N,)`` as flattened images ``(N, 3072)`` and the labels."""
     images, labels = split
     return images.flatten(1), labels

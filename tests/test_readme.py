@@ -19,3 +19,21 @@ def test_the_quick_start_runs_and_learns_the_clusters(tmp_path):
     assert done.returncode == 0, done.stderr
     accuracy = float(re.search(r"all 400 points: ([\d.]+)%", done.stdout).group(1))
     assert accuracy > 90.0, done.stdout
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a markdown heading: lower case, punctuation dropped, spaces as hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_relative_link_points_at_a_file_and_heading_that_exist():
+    root = README.parent
+    links = re.findall(r"\]\((?!https?://)([^)#\s]+)(?:#([^)\s]+))?\)", README.read_text())
+    assert links, "README.md has no relative links"
+    for path, anchor in links:
+        target = root / path
+        assert target.exists(), f"README.md links to {path}, which does not exist"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", target.read_text(), re.MULTILINE)
+            anchors = {github_anchor(h) for h in headings}
+            assert anchor in anchors, f"README.md links to {path}#{anchor}; its headings: {sorted(anchors)}"

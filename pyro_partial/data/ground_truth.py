@@ -27,6 +27,7 @@ class GroundTruthDataset(torch.utils.data.Dataset, abc.ABC):
 
     @property
     def num_factors(self) -> int:
+        """F, the number of factors."""
         return len(self.factor_sizes)
 
     def sample_factors(self, num: int, rng: np.random.Generator) -> np.ndarray:

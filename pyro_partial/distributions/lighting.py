@@ -1,19 +1,21 @@
-"""Light directions as unit 3-vectors, and a prior over them (Yale B lighting, Siddharth et al. 2017, §4.2).
+r"""Light directions as unit 3-vectors, and a prior over them (Yale B lighting, Siddharth et al. 2017, §4.2).
 
-Yale B names each image's point light by an azimuth ``a`` and an elevation ``e`` in degrees. We represent
-the direction as the unit vector
+Yale B names each image's point light by an azimuth :math:`a` and an elevation :math:`e` in degrees. We
+represent the direction as the unit vector
 
-    l(a, e) = (cos e · sin a,  sin e,  cos e · cos a)
+.. math::
+
+    l(a, e) = (\cos e \sin a, \; \sin e, \; \cos e \cos a)
 
 in the face's axes: x to the subject's right (the image's left), y up, z from the face towards the camera.
 ``(0, 0)`` is a light at the camera, positive azimuth moves it to the subject's right (Yale B's positive
-azimuths light the left half of the image) and positive elevation up; ``e = ±90``
+azimuths light the left half of the image) and positive elevation up; :math:`e = \pm 90`
 points straight up or down, where the azimuth is undefined. These are the axes of
 :func:`pyro_partial.data.yaleb.light_directions` and :func:`pyro_partial.metrics.direction_from_angles`
 (the latter is re-exported here as the forward map).
 
 The vector avoids the angles' wrap-around and the singularity at the poles, and the angular error
-between two directions is simply ``acos(l · l')``. The prior :func:`lighting_prior` is the uniform
+between two directions is simply :math:`\arccos(l \cdot l')`. The prior :func:`lighting_prior` is the uniform
 distribution on the sphere, a :class:`~pyro.distributions.ProjectedNormal` with zero concentration: it
 has a reparameterised sampler and an exact ``log_prob`` for observed unit vectors (the two things
 :class:`~pyro_partial.infer.SemiSupervisedELBO` needs of a partially observed continuous site), and it

@@ -1,6 +1,7 @@
-"""Latent priors of Mathieu et al. (2019), "Disentangling Disentanglement in Variational Autoencoders".
+r"""Latent priors of Mathieu et al. (2019), "Disentangling Disentanglement in Variational Autoencoders".
 
-Every factory returns a standard Pyro distribution over a latent vector z of D dimensions: batch shape
+Every factory returns a standard Pyro distribution over a latent vector :math:`z` of :math:`D` dimensions:
+batch shape
 ``()`` and event shape ``(D,)`` (``event_dim`` 1), so it can be used directly as
 ``pyro.sample("z", prior)`` inside a data plate, which expands it to the plate's batch shape.
 
@@ -26,10 +27,10 @@ MIXTURE_VARIANCE = 0.03
 def isotropic_gaussian(
     dim: int, scale: float | torch.Tensor = 1.0, *, dtype: torch.dtype | None = None, device=None
 ) -> dist.Independent:
-    """p(z) = N(0, s² I_D): the standard VAE prior for ``scale=1``.
+    r""":math:`p(z) = \mathcal{N}(0, s^2 I_D)`: the standard VAE prior for ``scale=1``.
 
-    :param dim: D, the number of latent dimensions.
-    :param scale: s > 0, the common standard deviation: a float or a scalar tensor (learnable if it
+    :param dim: :math:`D`, the number of latent dimensions.
+    :param scale: :math:`s > 0`, the common standard deviation: a float or a scalar tensor (learnable if it
         requires grad; its dtype and device are then the distribution's).
     :param dtype: the parameters' dtype when ``scale`` is a float (default: torch's default dtype).
     :param device: the parameters' device when ``scale`` is a float.
@@ -43,13 +44,14 @@ def isotropic_gaussian(
 
 
 def anisotropic_gaussian(scales: torch.Tensor) -> dist.Independent:
-    """p(z) = N(0, diag(σ_1², ..., σ_D²)): one standard deviation per latent dimension.
+    r""":math:`p(z) = \mathcal{N}(0, \mathrm{diag}(\sigma_1^2, \dots, \sigma_D^2))`: one standard deviation
+    per latent dimension.
 
     Breaks the rotation invariance of the isotropic prior (Mathieu et al. 2019, section 5). The scales
     may be fixed (e.g. the square roots of the leading PCA variances of the data) or learnt (a tensor
     that requires grad).
 
-    :param scales: σ, shape ``(D,)``, all positive.
+    :param scales: :math:`\sigma`, shape ``(D,)``, all positive.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
     """
     scales = _positive_tensor(scales, "scales")
@@ -66,11 +68,12 @@ def student_t(
     dtype: torch.dtype | None = None,
     device=None,
 ) -> dist.Independent:
-    """p(z) = Π_d StudentT(z_d; ν, 0, s): independent heavy-tailed dimensions (reparameterised).
+    r""":math:`p(z) = \prod_d \mathrm{StudentT}(z_d; \nu, 0, s)`: independent heavy-tailed dimensions
+    (reparameterised).
 
-    :param dim: D, the number of latent dimensions.
-    :param df: ν > 0, degrees of freedom (a float, a scalar or a ``(D,)`` tensor).
-    :param scale: s > 0, the scale of every dimension (a float, a scalar or a ``(D,)`` tensor).
+    :param dim: :math:`D`, the number of latent dimensions.
+    :param df: :math:`\nu > 0`, degrees of freedom (a float, a scalar or a ``(D,)`` tensor).
+    :param scale: :math:`s > 0`, the scale of every dimension (a float, a scalar or a ``(D,)`` tensor).
     :param dtype: the dtype of parameters given as floats (default: torch's default dtype).
     :param device: the device of parameters given as floats.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
@@ -94,17 +97,23 @@ def sparse_gaussian_mixture(
     dtype: torch.dtype | None = None,
     device=None,
 ) -> dist.Independent:
-    """The sparse prior: p(z) = Π_d [γ N(z_d; 0, σ_spike²) + (1 − γ) N(z_d; 0, σ_slab²)].
+    r"""The sparse prior
 
-    Each dimension is a spike at zero with probability γ and a unit slab otherwise (Mathieu et al. 2019,
-    section 6: γ = 0.8, σ_spike = 0.05, σ_slab = 1). The log-density is exact (a log-sum-exp over the two
-    components of each dimension). Sampling draws the component, so it is not reparameterisable:
-    ``has_rsample`` is false, and gradients do not flow through prior samples.
+    .. math::
 
-    :param dim: D, the number of latent dimensions.
-    :param gamma: γ ∈ (0, 1), the spike's weight.
-    :param spike_scale: σ_spike > 0, the spike's standard deviation.
-    :param slab_scale: σ_slab > 0, the slab's standard deviation.
+        p(z) = \prod_d [\gamma\, \mathcal{N}(z_d; 0, \sigma_\text{spike}^2)
+            + (1 - \gamma)\, \mathcal{N}(z_d; 0, \sigma_\text{slab}^2)].
+
+    Each dimension is a spike at zero with probability :math:`\gamma` and a unit slab otherwise (Mathieu et
+    al. 2019, section 6: :math:`\gamma = 0.8, \sigma_\text{spike} = 0.05, \sigma_\text{slab} = 1`). The
+    log-density is exact (a log-sum-exp over the two components of each dimension). Sampling draws the
+    component, so it is not reparameterisable: ``has_rsample`` is false, and gradients do not flow through
+    prior samples.
+
+    :param dim: :math:`D`, the number of latent dimensions.
+    :param gamma: :math:`\gamma \in (0, 1)`, the spike's weight.
+    :param spike_scale: :math:`\sigma_\text{spike} > 0`, the spike's standard deviation.
+    :param slab_scale: :math:`\sigma_\text{slab} > 0`, the slab's standard deviation.
     :param dtype: the parameters' dtype (default: torch's default dtype).
     :param device: the parameters' device.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.
@@ -127,15 +136,17 @@ def gaussian_mixture(
     dtype: torch.dtype | None = None,
     device=None,
 ) -> dist.MixtureSameFamily:
-    """A mixture of K isotropic Gaussians for clustering: p(z) = Σ_k π_k N(z; μ_k, v_k I).
+    r"""A mixture of :math:`K` isotropic Gaussians for clustering:
+    :math:`p(z) = \sum_k \pi_k\, \mathcal{N}(z; \mu_k, v_k I)`.
 
-    The default is the 2-D prior of Mathieu et al.'s pinwheel experiment: means (0, ±1), (±1, 0),
-    variance 0.03, equal weights. Sampling draws a component (``has_rsample`` is false).
+    The default is the 2-D prior of Mathieu et al.'s pinwheel experiment: means :math:`(0, \pm 1)`,
+    :math:`(\pm 1, 0)`, variance 0.03, equal weights. Sampling draws a component (``has_rsample`` is false).
 
-    :param means: μ, shape ``(K, D)``; default the four 2-D means above.
-    :param variance: v > 0, a float, a scalar, a ``(K,)`` tensor (one per component) or a ``(K, D)``
+    :param means: :math:`\mu`, shape ``(K, D)``; default the four 2-D means above.
+    :param variance: :math:`v > 0`, a float, a scalar, a ``(K,)`` tensor (one per component) or a ``(K, D)``
         tensor (diagonal covariances).
-    :param weights: π, shape ``(K,)``, non-negative with a positive sum (normalised here); default uniform.
+    :param weights: :math:`\pi`, shape ``(K,)``, non-negative with a positive sum (normalised here); default
+        uniform.
     :param dtype: the dtype of the default or non-tensor means (default: torch's default dtype).
     :param device: the device of the default or non-tensor means.
     :returns: a distribution with batch shape ``()`` and event shape ``(D,)``.

@@ -1,4 +1,4 @@
-"""Evaluating a trained :class:`~pyro_partial.grouped.GroupedVAE` (Bouchacourt et al. 2018, section 5).
+r"""Evaluating a trained :class:`~pyro_partial.grouped.GroupedVAE` (Bouchacourt et al. 2018, section 5).
 
 Three checks of whether the content latent carries the group and the style latent the rest:
 
@@ -7,13 +7,14 @@ Three checks of whether the content latent carries the group and the style laten
   accuracy and style accuracy near chance.
 - :func:`group_identification_accuracy`: inference for (possibly unseen) groups from ``k`` images. The
   content posterior of ``k`` images of one label, accumulated as in training (the paper's product of the
-  members' Gaussians, ``sigma_G^-2 = sum_i sigma_i^-2``, ``mu_G = sigma_G^2 sum_i sigma_i^-2 mu_i``), is
+  members' Gaussians, :math:`\sigma_G^{-2} = \sum_i \sigma_i^{-2}`,
+  :math:`\mu_G = \sigma_G^2 \sum_i \sigma_i^{-2} \mu_i`), is
   assigned to the nearest label centroid; accuracy should rise with ``k`` also for labels never trained on.
 - :func:`swap_grid` / :func:`save_swap_grid`: decode the style of one image with the content of another
   group.
 
 Per-image posteriors come from :func:`encode_images`, which treats every image as a group of one, so the
-content posterior of an image is its own evidence ``q(C | x_i)``.
+content posterior of an image is its own evidence :math:`q(C|x_i)`.
 """
 
 from __future__ import annotations

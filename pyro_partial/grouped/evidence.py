@@ -1,13 +1,16 @@
-"""Accumulating the members' Gaussian evidence about a shared group latent.
+r"""Accumulating the members' Gaussian evidence about a shared group latent.
 
-In the Multi-Level VAE (Bouchacourt et al. 2018) every member ``x_i`` of a group
-gives a diagonal Gaussian ``q(C | x_i) = N(mu_i, diag(sigma_i^2))`` for the group's content ``C``, and the
-group posterior is their normalised product::
+In the Multi-Level VAE (Bouchacourt et al. 2018) every member :math:`x_i` of a group gives a diagonal
+Gaussian :math:`q(C|x_i) = \mathcal{N}(\mu_i, \mathrm{diag}(\sigma_i^2))` for the group's content :math:`C`,
+and the group posterior is their normalised product
 
-    sigma_G^-2 = sum_i sigma_i^-2,        mu_G = sigma_G^2 * sum_i sigma_i^-2 mu_i.
+.. math::
 
-The Group VAE of Hosoya (2019) averages instead (``mu_G = mean_i mu_i``, ``sigma_G^2 = mean_i sigma_i^2``),
-which keeps the posterior's width independent of the group size.
+    \sigma_G^{-2} = \sum_i \sigma_i^{-2}, \qquad \mu_G = \sigma_G^2 \sum_i \sigma_i^{-2} \mu_i.
+
+The Group VAE of Hosoya (2019) averages instead (:math:`\mu_G = \frac{1}{K} \sum_i \mu_i`,
+:math:`\sigma_G^2 = \frac{1}{K} \sum_i \sigma_i^2` over the :math:`K` present members), which keeps the
+posterior's width independent of the group size.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ def accumulate_gaussian_evidence(
     mask: torch.Tensor | None = None,
     method: str = "product",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Combine the members' diagonal Gaussians ``N(loc, scale^2)`` into one Gaussian per group.
+    r"""Combine the members' diagonal Gaussians :math:`\mathcal{N}(\mathrm{loc}, \mathrm{scale}^2)` into one
+    Gaussian per group.
 
     :param loc: member means, shape ``(..., K, D)`` for ``K`` (padded) members and ``D`` features.
     :param scale: member standard deviations, positive at present members, shape ``(..., K, D)``.
@@ -54,9 +58,10 @@ def accumulate_gaussian_evidence(
     :param method: ``"product"`` for the ML-VAE product of Gaussians, ``"average"`` for the GVAE average.
     :returns: ``(loc_G, scale_G)``, each of shape ``(..., D)``.
 
-    The product is computed in log-precision space, ``log sigma_G^-2 = logsumexp_i(-2 log sigma_i)`` and
-    ``mu_G = sum_i softmax_i(-2 log sigma_i) mu_i``, so it neither overflows for large groups nor for
-    very confident members.
+    The product is computed in log-precision space,
+    :math:`\log \sigma_G^{-2} = \operatorname{logsumexp}_i(-2 \log \sigma_i)` and
+    :math:`\mu_G = \sum_i \operatorname{softmax}_i(-2 \log \sigma_i)\, \mu_i`, so it neither overflows for
+    large groups nor for very confident members.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

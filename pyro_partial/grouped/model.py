@@ -1,4 +1,4 @@
-"""A group-structured VAE (Multi-Level VAE, Bouchacourt et al. 2018) as a Pyro model and guide.
+r"""A group-structured VAE (Multi-Level VAE, Bouchacourt et al. 2018) as a Pyro model and guide.
 
 A batch holds ``G`` groups padded to ``K`` members: data ``x`` of shape ``(G, K, *event)`` and an optional
 bool ``mask`` of shape ``(G, K)`` (true at present members; fixed-size groups need no mask). Padded
@@ -11,15 +11,17 @@ Plates (``max_plate_nesting = 2``)::
       plate "members" (dim -1, size K) style   S_i ~ N(0, I),      site shape (G, K, D_s)
                                        x_i ~ p(x_i | C_G, S_i),    batch shape (G, K)
 
-The guide uses the same plates: ``q(C_G | X_G)`` accumulates the members' evidence
-(:func:`~pyro_partial.grouped.evidence.accumulate_gaussian_evidence`) and ``q(S_i | x_i)`` is per member.
+The guide uses the same plates: :math:`q(C_G|X_G)` accumulates the members' evidence
+(:func:`~pyro_partial.grouped.evidence.accumulate_gaussian_evidence`) and :math:`q(S_i|x_i)` is per member.
 Both model and guide run under ``poutine.scale(1 / G)``, so any Pyro ELBO estimates the paper's objective
-normalised per group (the group ELBO of Bouchacourt et al. 2018, averaged over the batch's groups)::
+normalised per group (the group ELBO of Bouchacourt et al. 2018, averaged over the batch's groups)
 
-    loss = -(1/G) sum_G [ sum_i E_q log p(x_i | C_G, S_i) - sum_i KL(q(S_i | x_i) || p(S_i))
-                          - KL(q(C_G | X_G) || p(C_G)) ],
+.. math::
 
-with the content KL counted once per group and the sums over ``i`` running over present members only.
+    \text{loss} = -\frac{1}{G} \sum_G \Big[ \sum_i \mathbb{E}_q \log p(x_i | C_G, S_i)
+        - \sum_i \mathrm{KL}(q(S_i|x_i) \,\|\, p(S_i)) - \mathrm{KL}(q(C_G|X_G) \,\|\, p(C_G)) \Big],
+
+with the content KL counted once per group and the sums over :math:`i` running over present members only.
 When ``x`` is one process's share of a batch of ``num_groups`` groups (several processes, each taking some
 of the batch's groups), model and guide take ``num_groups`` and scale by ``1 / num_groups`` instead, so that
 the shares' losses sum to the whole batch's.
@@ -59,7 +61,7 @@ def _check_batch(x: torch.Tensor, mask: torch.Tensor | None, num_groups: int | N
 
 
 class GroupedVAEModel(PyroModule):
-    """The model ``p(C_G) prod_i p(S_i) p(x_i | C_G, S_i)``.
+    r"""The model :math:`p(C_G) \prod_i p(S_i)\, p(x_i | C_G, S_i)`.
 
     :param decoder: maps ``content`` ``(..., G, 1, content_dim)`` and ``style`` ``(..., G, K, style_dim)``
         to a distribution with batch shape ``(..., G, K)`` and event shape ``event``.
@@ -86,7 +88,7 @@ class GroupedVAEModel(PyroModule):
 
 
 class GroupedVAEGuide(PyroModule):
-    """The guide ``q(C_G | X_G) prod_i q(S_i | x_i)``.
+    r"""The guide :math:`q(C_G|X_G) \prod_i q(S_i|x_i)`.
 
     :param encoder: maps ``x`` ``(G, K, *event)`` to ``(content_loc, content_scale, style_loc,
         style_scale)`` of shapes ``(G, K, content_dim)`` and ``(G, K, style_dim)``: each member's own
@@ -145,8 +147,8 @@ class GroupedVAE(PyroModule):
 
     :param encoder: the guide's network (see :class:`GroupedVAEGuide`).
     :param decoder: the model's network (see :class:`GroupedVAEModel`).
-    :param content_dim: size ``D_c`` of the content latent.
-    :param style_dim: size ``D_s`` of the style latent.
+    :param content_dim: size :math:`D_c` of the content latent.
+    :param style_dim: size :math:`D_s` of the style latent.
     :param evidence: ``"product"`` (ML-VAE) or ``"average"`` (GVAE) accumulation of the content evidence.
     """
 

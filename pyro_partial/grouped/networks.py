@@ -25,6 +25,7 @@ class MLPGroupEncoder(nn.Module):
         self.head = GaussianHead(MLP(x_dim, hidden, 2 * (content_dim + style_dim), activation="tanh"))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(content_loc, content_scale, style_loc, style_scale)`` of members ``x`` ``(..., x_dim)``."""
         loc, scale = self.head(x)
         return (
             loc[..., : self.content_dim],
@@ -46,6 +47,7 @@ class BernoulliMLPDecoder(nn.Module):
         self.body = ConcatMLP(content_dim + style_dim, hidden, x_dim, activation="tanh")
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> dist.Distribution:
+        """The Bernoulli distribution of the members given ``content`` and ``style`` (shapes above)."""
         return dist.Bernoulli(logits=self.body(content, style), validate_args=False).to_event(1)
 
 

@@ -1,23 +1,30 @@
-"""The decomposition objective of Mathieu et al. (2019), "Disentangling Disentanglement in VAEs", eq. 7.
+r"""The decomposition objective of Mathieu et al. (2019), "Disentangling Disentanglement in VAEs", eq. 7.
 
-Per data point x (to maximise)
+Per data point :math:`x` (to maximise)
 
-    L(x) = E_q(z|x)[log p(x | z)] − β KL(q(z | x) ‖ p(z)) − α D(q(z), p(z)),
+.. math::
 
-with q(z) = (1/N) Σ_n q(z | x_n) the aggregate posterior of the mini-batch and D the MMD or the inclusive
-KL of :mod:`pyro_partial.infer.divergences`. β = 1, α = 0 is the ELBO; β controls the overlap of the
-encodings, α makes q(z) take the prior's structure (sparsity, clusters).
+    \mathcal{L}(x) = \mathbb{E}_{q(z|x)}[\log p(x|z)] - \beta\, \mathrm{KL}(q(z|x) \,\|\, p(z))
+        - \alpha\, D(q(z), p(z)),
 
-Normalisation. D is a batch-level quantity; the batch objective is the sum of L(x_n) over the batch,
-so the divergence enters as −α · N · D, N the number of rows it was estimated from. Under a subsampling
-plate (or ``poutine.scale``) N becomes Σ_n scale_n, the number of data points the batch stands for, so
-that α has the same per-data-point meaning as β. This is the paper's reference code's convention too: its
-batch objective sums log p(x_n|z_n) − β KL_n − α D over the rows, so α multiplies N · D there as here, and
-its settings (e.g. α ∈ {0, 100}) carry over unchanged.
+with :math:`q(z) = \frac{1}{N} \sum_n q(z|x_n)` the aggregate posterior of the mini-batch and :math:`D` the
+MMD or the inclusive KL of :mod:`pyro_partial.infer.divergences`. :math:`\beta = 1, \alpha = 0` is the
+ELBO; :math:`\beta` controls the overlap of the encodings, :math:`\alpha` makes :math:`q(z)` take the
+prior's structure (sparsity, clusters).
+
+Normalisation. :math:`D` is a batch-level quantity; the batch objective is the sum of
+:math:`\mathcal{L}(x_n)` over the batch, so the divergence enters as :math:`-\alpha N D`, :math:`N` the
+number of rows it was estimated from. Under a subsampling plate (or ``poutine.scale``) :math:`N` becomes
+:math:`\sum_n \mathrm{scale}_n`, the number of data points the batch stands for, so that :math:`\alpha` has
+the same per-data-point meaning as :math:`\beta`. This is the paper's reference code's convention too: its
+batch objective sums :math:`\log p(x_n|z_n) - \beta\, \mathrm{KL}_n - \alpha D` over the rows, so
+:math:`\alpha` multiplies :math:`N D` there as here, and its settings (e.g. :math:`\alpha \in \{0, 100\}`)
+carry over unchanged.
 
 :func:`decomposition_penalty` works on an already-computed (model, guide) trace pair and returns the
-correction to add to an ELBO that counts the usual log p(z) − log q(z | x) terms of the named sites, so
-that any trace-based objective (e.g. :class:`~pyro_partial.infer.SemiSupervisedELBO`) can carry β and α;
+correction to add to an ELBO that counts the usual :math:`\log p(z) - \log q(z|x)` terms of the named
+sites, so that any trace-based objective (e.g. :class:`~pyro_partial.infer.SemiSupervisedELBO`) can
+carry :math:`\beta` and :math:`\alpha`;
 :class:`DecompositionELBO` is Pyro's :class:`~pyro.infer.Trace_ELBO` with that correction.
 """
 
@@ -53,36 +60,42 @@ def decomposition_penalty(
     per_dim: bool = True,
     particle_plates: Sequence[str] = PARTICLE_PLATES,
 ) -> torch.Tensor:
-    """The term that turns an ELBO into Mathieu et al.'s objective on the latent ``sites``.
+    r"""The term that turns an ELBO into Mathieu et al.'s objective on the latent ``sites``.
 
-    For each site z the returned tensor is
+    For each site :math:`z` the returned tensor is
 
-        − β Σ_n KL(q(z | x_n) ‖ p(z)) − α · N · D(q(z), p(z)) − Σ_n [log p(z_n) − log q(z_n | x_n)],
+    .. math::
 
-    so that added to an ELBO estimate that counts the site's log p(z_n) − log q(z_n | x_n) at the traced
-    values (as Pyro's ``Trace_ELBO`` does) it replaces that single-sample term by −β KL − α N D, exactly
-    (the subtracted terms are the same tensors). The KL is analytic when
-    :func:`torch.distributions.kl_divergence` knows the pair, otherwise the one-sample estimate
-    log q(z_n | x_n) − log p(z_n). Every term carries the model site's ``scale`` and ``mask``.
+        -\beta \sum_n \mathrm{KL}(q(z|x_n) \,\|\, p(z)) - \alpha N D(q(z), p(z))
+            - \sum_n [\log p(z_n) - \log q(z_n|x_n)],
 
-    D is estimated per replicate of the batch from the guide's draws, one z per row of the data plate
-    (masked rows excluded), against ``num_prior_samples`` draws per row of the model site's distribution
-    (its prior, possibly conditional on other variables), which are reparameterised when the prior allows.
+    so that added to an ELBO estimate that counts the site's :math:`\log p(z_n) - \log q(z_n|x_n)` at the
+    traced values (as Pyro's ``Trace_ELBO`` does) it replaces that single-sample term by
+    :math:`-\beta\, \mathrm{KL} - \alpha N D`, exactly (the subtracted terms are the same tensors). The KL
+    is analytic when :func:`torch.distributions.kl_divergence` knows the pair, otherwise the one-sample
+    estimate :math:`\log q(z_n|x_n) - \log p(z_n)`. Every term carries the model site's ``scale`` and
+    ``mask``.
 
-    Requirements: each site is latent in the model, reparameterised in the guide, and (for α ≠ 0) lies
+    :math:`D` is estimated per replicate of the batch from the guide's draws, one :math:`z` per row of the
+    data plate (masked rows excluded), against ``num_prior_samples`` draws per row of the model site's
+    distribution (its prior, possibly conditional on other variables), which are reparameterised when the
+    prior allows.
+
+    Requirements: each site is latent in the model, reparameterised in the guide, and (for
+    :math:`\alpha \ne 0`) lies
     inside exactly one data plate besides the ``particle_plates``; every other batch dimension has size 1
     (a site enumerated in parallel, or depending on an enumerated site, is not supported). The gradient
     is exact for guides without non-reparameterised sites upstream of the named sites: a score-function
-    term of such a site still sees log p(z) − log q(z | x) as its learning signal.
+    term of such a site still sees :math:`\log p(z) - \log q(z|x)` as its learning signal.
 
     :param model_trace: the model's trace, replayed against ``guide_trace``.
     :param guide_trace: the guide's trace.
-    :param sites: names of the latent sites z that carry β and α.
-    :param beta: β ≥ 0, the KL weight.
-    :param alpha: α ≥ 0, the divergence weight (per data point).
+    :param sites: names of the latent sites :math:`z` that carry :math:`\beta` and :math:`\alpha`.
+    :param beta: :math:`\beta \ge 0`, the KL weight.
+    :param alpha: :math:`\alpha \ge 0`, the divergence weight (per data point).
     :param divergence: ``"mmd"`` (:func:`~pyro_partial.infer.divergences.mmd_imq`) or ``"inclusive_kl"``
         (:func:`~pyro_partial.infer.divergences.inclusive_kl`).
-    :param num_prior_samples: prior draws per batch row for D.
+    :param num_prior_samples: prior draws per batch row for :math:`D`.
     :param mmd_scales: kernel bandwidths for the MMD.
     :param per_dim: the MMD's per-dimension kernel (paper) or one kernel on whole vectors.
     :param particle_plates: names of plates that replicate the whole batch (estimates are summed over
@@ -114,20 +127,21 @@ def decomposition_penalty(
 
 
 class DecompositionELBO(Trace_ELBO):
-    """Mathieu et al.'s (2019) objective E[log p(x|z)] − β KL(q(z|x) ‖ p(z)) − α D(q(z), p(z)) for SVI.
+    r"""Mathieu et al.'s (2019) objective for SVI,
+    :math:`\mathbb{E}[\log p(x|z)] - \beta\, \mathrm{KL}(q(z|x) \,\|\, p(z)) - \alpha\, D(q(z), p(z))`.
 
     ``SVI(model, guide, optim, loss=DecompositionELBO(beta=..., alpha=..., divergence="mmd"))``. The
     model samples each named latent site inside a data plate, e.g.
     ``pyro.sample("z", prior)`` under ``pyro.plate("data", N)``, with ``prior`` any distribution of
     :mod:`pyro_partial.distributions`; the guide samples it from a reparameterised encoder. All other
     sites count as in :class:`~pyro.infer.Trace_ELBO`. See :func:`decomposition_penalty` for the exact
-    estimator and its requirements, and the module docstring for the α normalisation.
+    estimator and its requirements, and the module docstring for the :math:`\alpha` normalisation.
 
-    :param beta: β ≥ 0.
-    :param alpha: α ≥ 0.
+    :param beta: :math:`\beta \ge 0`.
+    :param alpha: :math:`\alpha \ge 0`.
     :param divergence: ``"mmd"`` or ``"inclusive_kl"``.
-    :param latent_sites: the sites that carry β and α.
-    :param num_prior_samples: prior draws per batch row for D.
+    :param latent_sites: the sites that carry :math:`\beta` and :math:`\alpha`.
+    :param num_prior_samples: prior draws per batch row for :math:`D`.
     :param mmd_scales: kernel bandwidths of the MMD.
     :param per_dim: per-dimension MMD kernel (paper) or one kernel on whole vectors.
     :param kwargs: passed to :class:`~pyro.infer.Trace_ELBO` (``num_particles``, ``vectorize_particles``,
@@ -192,8 +206,8 @@ class DecompositionELBO(Trace_ELBO):
 
 
 def check_decomposition_options(beta: float, alpha: float, divergence: str, num_prior_samples: int) -> None:
-    """Errors naming the argument, the value and the valid range for β, α, the divergence and the number
-    of prior samples."""
+    r"""Errors naming the argument, the value and the valid range for :math:`\beta`, :math:`\alpha`, the
+    divergence and the number of prior samples."""
     check_real("beta", beta)
     check_real("alpha", alpha)
     check_choice("divergence", divergence, DIVERGENCES)

@@ -1,33 +1,41 @@
-"""Mathieu et al.'s β and α·D(q(z), p(z)) for objectives that trace one mini-batch in several passes.
+r"""Mathieu et al.'s :math:`\beta` and :math:`\alpha\, D(q(z), p(z))` for objectives that trace one
+mini-batch in several passes.
 
 :func:`~pyro_partial.infer.decomposition_penalty` works on one (model, guide) trace pair holding one
-unweighted draw of z per data row. An objective such as :class:`~pyro_partial.infer.SemiSupervisedELBO`
-traces a mini-batch in several passes, and represents a row by several weighted draws of z: on unlabelled
-rows the partially observed discrete site y is enumerated, so z has one draw per value of y; on labelled
-rows z has S importance samples. :class:`Decomposition` collects every pass
-(:meth:`Decomposition.collect`) and adds, per particle (:meth:`Decomposition.penalty`),
+unweighted draw of :math:`z` per data row. An objective such as
+:class:`~pyro_partial.infer.SemiSupervisedELBO` traces a mini-batch in several passes, and represents a row
+by several weighted draws of :math:`z`: on unlabelled rows the partially observed discrete site :math:`y` is
+enumerated, so :math:`z` has one draw per value of :math:`y`; on labelled rows :math:`z` has :math:`S`
+importance samples. :class:`Decomposition` collects every pass (:meth:`Decomposition.collect`) and adds, per
+particle (:meth:`Decomposition.penalty`),
 
-    − (β − 1) Σ_n Σ_i w_ni KL(q_ni ‖ p_ni) − α · N · MMD²(q(z), p(z)),
+.. math::
 
-where i runs over the draws z_ni of row n with weights w_ni (Σ_i w_ni = 1), q_ni and p_ni are the guide's
-and the model's distributions of the site at that draw, and q(z) = (1/N) Σ_n Σ_i w_ni q_ni(z) is the
-aggregate posterior of the whole mini-batch, every pass together. N counts the rows (with their subsampling
-scale), as in :func:`~pyro_partial.infer.decomposition_penalty`.
+    -(\beta - 1) \sum_n \sum_i w_{ni}\, \mathrm{KL}(q_{ni} \,\|\, p_{ni})
+        - \alpha N\, \mathrm{MMD}^2(q(z), p(z)),
+
+where :math:`i` runs over the draws :math:`z_{ni}` of row :math:`n` with weights :math:`w_{ni}`
+(:math:`\sum_i w_{ni} = 1`), :math:`q_{ni}` and :math:`p_{ni}` are the guide's and the model's
+distributions of the site at that draw, and :math:`q(z) = \frac{1}{N} \sum_n \sum_i w_{ni}\, q_{ni}(z)` is
+the aggregate posterior of the whole mini-batch, every pass together. :math:`N` counts the rows (with their
+subsampling scale), as in :func:`~pyro_partial.infer.decomposition_penalty`.
 
 The weights of a row's draws:
 
 - over the values of the guide's parallel-enumerated sites, their probabilities under the guide,
-  e.g. q(y | x) for the M2 guide q(y | x) q(z | x, y): q(z | x) = Σ_y q(y | x) q(z | x, y) is then used
-  exactly, the KL is its enumerated expectation Σ_y q(y | x) KL(q(z | x, y) ‖ p(z | y)) (as in the ELBO),
-  and both terms are differentiable in the classifier q(y | x);
+  e.g. :math:`q(y|x)` for the M2 guide :math:`q(y|x)\, q(z|x, y)`:
+  :math:`q(z|x) = \sum_y q(y|x)\, q(z|x, y)` is then used exactly, the KL is its enumerated expectation
+  :math:`\sum_y q(y|x)\, \mathrm{KL}(q(z|x, y) \,\|\, p(z|y))` (as in the ELBO), and both terms are
+  differentiable in the classifier :math:`q(y|x)`;
 - times the ``weights`` given to :meth:`Decomposition.collect` (e.g. the self-normalised importance
-  weights of labelled rows, under which S draws of q(z | x) represent q(z | x, y)).
+  weights of labelled rows, under which :math:`S` draws of :math:`q(z|x)` represent :math:`q(z|x, y)`).
 
-Adding −(β − 1) KL leaves the pass's own estimate of −KL in place, so β = 1 and α = 0 change nothing;
-the added KL is analytic when :func:`torch.distributions.kl_divergence` knows the pair, else the
-one-sample log q(z) − log p(z). D is the MMD of :func:`~pyro_partial.infer.divergences.mmd_imq`
-(weighted by w_ni, and over prior draws weighted alike); the inclusive KL is not available here, since it
-would need every pass's encoders as one mixture.
+Adding :math:`-(\beta - 1)\, \mathrm{KL}` leaves the pass's own estimate of :math:`-\mathrm{KL}` in place,
+so :math:`\beta = 1` and :math:`\alpha = 0` change nothing; the added KL is analytic when
+:func:`torch.distributions.kl_divergence` knows the pair, else the one-sample
+:math:`\log q(z) - \log p(z)`. :math:`D` is the MMD of :func:`~pyro_partial.infer.divergences.mmd_imq`
+(weighted by :math:`w_{ni}`, and over prior draws weighted alike); the inclusive KL is not available here,
+since it would need every pass's encoders as one mixture.
 """
 
 from __future__ import annotations
@@ -47,31 +55,33 @@ from pyro_partial.infer.latent_draws import SiteDraws, kl_or_estimate, latent_si
 
 @dataclass
 class DecompositionPart:
-    """What :meth:`Decomposition.collect` keeps of one pass: the β term (a scalar tensor) and, when
-    α ≠ 0, the draws of each latent site."""
+    r"""What :meth:`Decomposition.collect` keeps of one pass: the :math:`\beta` term (a scalar tensor)
+    and, when :math:`\alpha \ne 0`, the draws of each latent site."""
 
     kl: torch.Tensor
     draws: dict[str, SiteDraws] = field(default_factory=dict)
 
 
 class Decomposition:
-    """β and α·D(q(z), p(z)) on latent sites of a multi-pass objective (see the module docstring).
+    r""":math:`\beta` and :math:`\alpha\, D(q(z), p(z))` on latent sites of a multi-pass objective (see the
+    module docstring).
 
     Pass it to an objective that supports it, e.g.
     ``SemiSupervisedELBO(alpha=50.0, decomposition=Decomposition(beta=4.0, alpha=100.0))``, where its
-    ``alpha`` is Mathieu et al.'s weight of D (the objective's own ``alpha`` is Siddharth et al.'s
+    ``alpha`` is Mathieu et al.'s weight of :math:`D` (the objective's own ``alpha`` is Siddharth et al.'s
     classifier weight).
 
     Requirements as for :func:`~pyro_partial.infer.decomposition_penalty`: each site is latent in the
-    model, reparameterised in the guide and (for α ≠ 0) inside one data plate besides the replicate and
-    sample plates; its model distribution may vary along the guide's enumeration dims (a conditional prior
-    p(z | y)) but not along dims the guide lacks (model-side enumeration). The gradient is exact for guides
-    whose sites upstream of the named sites are reparameterised, enumerated or fixed to labels.
+    model, reparameterised in the guide and (for :math:`\alpha \ne 0`) inside one data plate besides the
+    replicate and sample plates; its model distribution may vary along the guide's enumeration dims (a
+    conditional prior :math:`p(z|y)`) but not along dims the guide lacks (model-side enumeration). The
+    gradient is exact for guides whose sites upstream of the named sites are reparameterised, enumerated or
+    fixed to labels.
 
-    :param beta: β ≥ 0, the weight of the sites' KL(q ‖ p).
-    :param alpha: α ≥ 0, the weight of D(q(z), p(z)) per data point.
-    :param latent_sites: the sites z that carry β and α.
-    :param num_prior_samples: prior draws per batch element for D.
+    :param beta: :math:`\beta \ge 0`, the weight of the sites' :math:`\mathrm{KL}(q \,\|\, p)`.
+    :param alpha: :math:`\alpha \ge 0`, the weight of :math:`D(q(z), p(z))` per data point.
+    :param latent_sites: the sites :math:`z` that carry :math:`\beta` and :math:`\alpha`.
+    :param num_prior_samples: prior draws per batch element for :math:`D`.
     :param mmd_scales: kernel bandwidths of the MMD.
     :param per_dim: per-dimension MMD kernel (paper) or one kernel on whole vectors.
     """
@@ -109,12 +119,13 @@ class Decomposition:
         replicate_plates: Sequence[str] = PARTICLE_PLATES,
         sample_plates: Sequence[str] = (),
     ) -> DecompositionPart:
-        """The terms of one pass, from its model trace (replayed against the guide's) and guide trace.
+        r"""The terms of one pass, from its model trace (replayed against the guide's) and guide trace.
 
         :param weights: extra weights of the draws, broadcastable to the sites' batch shapes; they must
             sum to one over the draws of each row (``sample_plates`` and enumeration dims) and may be zero
             on rows the pass leaves out.
-        :param kl_factor: a factor of the β term (e.g. γ, the weight of a labelled row's ELBO).
+        :param kl_factor: a factor of the :math:`\beta` term (e.g. :math:`\gamma`, the weight of a
+            labelled row's ELBO).
         :param replicate_plates: plates whose draws are independent replicates of the batch (particles):
             D is estimated per replicate.
         :param sample_plates: plates of several draws per row (importance samples).
@@ -139,8 +150,9 @@ class Decomposition:
         return DecompositionPart(kl, draws)
 
     def penalty(self, parts: Sequence[DecompositionPart]) -> torch.Tensor:
-        """The terms of one particle's passes: their β terms and −α Σ_r N_r MMD²_r, the MMD of each
-        replicate r of the batch pooling the draws of every pass (a scalar to add to the objective)."""
+        r"""The terms of one particle's passes: their :math:`\beta` terms and
+        :math:`-\alpha \sum_r N_r\, \mathrm{MMD}^2_r`, the MMD of each replicate :math:`r` of the batch
+        pooling the draws of every pass (a scalar to add to the objective)."""
         total = torch.zeros(())
         for part in parts:
             total = total + part.kl

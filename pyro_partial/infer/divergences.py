@@ -1,11 +1,13 @@
-"""Divergences between the aggregate posterior q(z) and the prior p(z) (Mathieu et al. 2019, section 4).
+r"""Divergences between the aggregate posterior :math:`q(z)` and the prior :math:`p(z)` (Mathieu et al.
+2019, section 4).
 
-The aggregate posterior of a mini-batch is q(z) = (1/N) Σ_n q(z | x_n). Two estimators of D(q(z), p(z)):
+The aggregate posterior of a mini-batch is :math:`q(z) = \frac{1}{N} \sum_n q(z|x_n)`. Two estimators of
+:math:`D(q(z), p(z))`:
 
-- :func:`mmd_imq`: the squared maximum mean discrepancy between samples of q(z) (one z per data point)
-  and samples of p(z), with an inverse multiquadratic kernel;
-- :func:`inclusive_kl`: KL(p(z) ‖ q(z)) by Monte Carlo over prior samples, with q(z) evaluated as the
-  mixture of the batch's encoders.
+- :func:`mmd_imq`: the squared maximum mean discrepancy between samples of :math:`q(z)` (one :math:`z` per
+  data point) and samples of :math:`p(z)`, with an inverse multiquadratic kernel;
+- :func:`inclusive_kl`: :math:`\mathrm{KL}(p(z) \,\|\, q(z))` by Monte Carlo over prior samples, with
+  :math:`q(z)` evaluated as the mixture of the batch's encoders.
 
 Both accept optional non-negative row weights (e.g. a float mask: weight 0 drops a row), and leading
 batch dimensions, over which independent estimates are returned.
@@ -21,22 +23,33 @@ from torch.autograd.function import once_differentiable
 from torch.distributions import Distribution
 
 MMD_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-"""The kernel bandwidths s of the paper's reference setting; the kernel constant is C = 2·s."""
+r"""The kernel bandwidths :math:`s` of the paper's reference setting; the kernel constant is
+:math:`C = 2s`."""
 
 
 def imq_kernel(a: torch.Tensor, b: torch.Tensor, scales: Sequence[float] = MMD_SCALES, per_dim: bool = True):
-    """The inverse multiquadratic kernel matrix, summed over bandwidths.
+    r"""The inverse multiquadratic kernel matrix, summed over bandwidths.
 
     ``per_dim=True`` (the paper's choice, and its reference code's):
-    k(a, b) = Σ_s Σ_d C_s / (C_s + (a_d − b_d)²) with C_s = 2·s.
-    ``per_dim=False``: one kernel on whole vectors, k(a, b) = Σ_s C_s / (C_s + ‖a − b‖²) with
-    C_s = 2·D·s, the convention of Tolstikhin et al.'s WAE (C proportional to E‖a − b‖² = 2D for unit
-    variance codes), which keeps the same ratio of C to the typical squared distance as the per-dimension
-    kernel.
+
+    .. math::
+
+        k(a, b) = \sum_s \sum_d \frac{C_s}{C_s + (a_d - b_d)^2}, \qquad C_s = 2s.
+
+    ``per_dim=False``: one kernel on whole vectors,
+
+    .. math::
+
+        k(a, b) = \sum_s \frac{C_s}{C_s + \|a - b\|^2}, \qquad C_s = 2Ds,
+
+    the convention of Tolstikhin et al.'s WAE (:math:`C` proportional to :math:`\mathbb{E}\|a - b\|^2 = 2D`
+    for unit variance codes), which keeps the same ratio of :math:`C` to the typical squared distance as
+    the per-dimension kernel.
 
     The per-dimension kernel is computed in blocks of rows and dimensions, with an analytic gradient
-    ∂k/∂a_d = −2 (a_d − b_d) Σ_s C_s / (C_s + (a_d − b_d)²)² recomputed block by block in the backward
-    pass, so that no ``(..., N, M, D)`` tensor is built or kept for autograd (first derivatives only).
+    :math:`\partial k / \partial a_d = -2 (a_d - b_d) \sum_s C_s / (C_s + (a_d - b_d)^2)^2` recomputed
+    block by block in the backward pass, so that no ``(..., N, M, D)`` tensor is built or kept for autograd
+    (first derivatives only).
 
     :param a: shape ``(..., N, D)``.
     :param b: shape ``(..., M, D)``.
@@ -124,17 +137,24 @@ def mmd_imq(
     q_weights: torch.Tensor | None = None,
     p_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Unbiased estimate of MMD²(q, p) with the :func:`imq_kernel`.
+    r"""Unbiased estimate of :math:`\mathrm{MMD}^2(q, p)` with the :func:`imq_kernel`.
 
-    MMD² = E k(z, z') + E k(ζ, ζ') − 2 E k(z, ζ) for z, z' ~ q and ζ, ζ' ~ p independent. The
-    within-sample expectations average over distinct pairs only (i ≠ j, a U-statistic: unbiased), the
-    cross term over all N·M pairs. With row weights w (for z_q) and v (for z_p) every average is weighted:
-    Σ_{i≠j} w_i w_j k_ij / Σ_{i≠j} w_i w_j, and Σ_ij w_i v_j k_ij / (Σ_i w_i Σ_j v_j); 0/1 weights give
-    exactly the estimate on the selected rows.
+    .. math::
 
-    :param z_q: samples of q(z) (e.g. one per data point of the batch), shape ``(..., N, D)``, N ≥ 2.
-    :param z_p: samples of p(z), shape ``(..., M, D)``, M ≥ 2; leading dims broadcast with z_q's.
-    :param scales: the bandwidths s (C = 2·s per dimension, see :func:`imq_kernel`).
+        \mathrm{MMD}^2 = \mathbb{E}\, k(z, z') + \mathbb{E}\, k(\zeta, \zeta') - 2\, \mathbb{E}\, k(z, \zeta)
+
+    for :math:`z, z' \sim q` and :math:`\zeta, \zeta' \sim p` independent. The within-sample expectations
+    average over distinct pairs only (:math:`i \ne j`, a U-statistic: unbiased), the cross term over all
+    :math:`NM` pairs. With row weights :math:`w` (for ``z_q``) and :math:`v` (for ``z_p``) every average is
+    weighted: :math:`\sum_{i \ne j} w_i w_j k_{ij} / \sum_{i \ne j} w_i w_j`, and
+    :math:`\sum_{ij} w_i v_j k_{ij} / (\sum_i w_i \sum_j v_j)`; 0/1 weights give exactly the estimate on the
+    selected rows.
+
+    :param z_q: samples of :math:`q(z)` (e.g. one per data point of the batch), shape ``(..., N, D)``,
+        :math:`N \ge 2`.
+    :param z_p: samples of :math:`p(z)`, shape ``(..., M, D)``, :math:`M \ge 2`; leading dims broadcast with
+        ``z_q``'s.
+    :param scales: the bandwidths :math:`s` (:math:`C = 2s` per dimension, see :func:`imq_kernel`).
     :param per_dim: sum one-dimensional kernels over latent dimensions (paper) or use one kernel on whole
         vectors.
     :param q_weights: optional non-negative weights of z_q's rows, shape broadcastable to ``(..., N)``.
@@ -163,21 +183,25 @@ def inclusive_kl(
     weights: torch.Tensor | None = None,
     dim: int = -1,
 ) -> torch.Tensor:
-    """Monte Carlo estimate of the inclusive KL(p(z) ‖ q(z)) to the batch's aggregate posterior.
+    r"""Monte Carlo estimate of the inclusive :math:`\mathrm{KL}(p(z) \,\|\, q(z))` to the batch's
+    aggregate posterior.
 
-    ``posterior`` holds one encoder q(z | x_n) per data point along batch dimension ``dim`` (N of them);
-    the aggregate posterior is q(z) = Σ_n w_n q(z | x_n) / Σ_n w_n. ``prior`` is either one distribution
-    p(z) (batch shape ``()``), or one per data point along the same dimension (a conditional prior
-    p(z | y_n)), in which case p(z) is their w-weighted mixture in the same way. The estimate is
+    ``posterior`` holds one encoder :math:`q(z|x_n)` per data point along batch dimension ``dim``
+    (:math:`N` of them); the aggregate posterior is :math:`q(z) = \sum_n w_n q(z|x_n) / \sum_n w_n`.
+    ``prior`` is either one distribution :math:`p(z)` (batch shape ``()``), or one per data point along the
+    same dimension (a conditional prior :math:`p(z|y_n)`), in which case :math:`p(z)` is their
+    :math:`w`-weighted mixture in the same way. The estimate is
 
-        KL ≈ Σ_j w_j [log p(ζ_j) − log q(ζ_j)] / Σ_j w_j,   log q(ζ) = logsumexp_n(log w_n + log q(ζ | x_n))
-                                                                       − log Σ_n w_n,
+    .. math::
 
-    over ζ_j drawn from the prior of each row, ``num_samples`` per row (reparameterised when the prior
-    allows), so that it is consistent as N · ``num_samples`` grows. It costs O(N² · num_samples)
-    density evaluations.
+        \mathrm{KL} \approx \frac{\sum_j w_j [\log p(\zeta_j) - \log q(\zeta_j)]}{\sum_j w_j}, \qquad
+        \log q(\zeta) = \operatorname{logsumexp}_n (\log w_n + \log q(\zeta|x_n)) - \log \sum_n w_n,
 
-    :param prior: p(z), event shape ``(D,)`` like ``posterior``, batch shape broadcastable to the
+    over :math:`\zeta_j` drawn from the prior of each row, :math:`S` = ``num_samples`` per row
+    (reparameterised when the prior allows), so that it is consistent as :math:`NS` grows. It costs
+    :math:`O(N^2 S)` density evaluations.
+
+    :param prior: :math:`p(z)`, event shape ``(D,)`` like ``posterior``, batch shape broadcastable to the
         posterior's.
     :param posterior: the batch of encoders, batch shape ``(..., N, ...)`` with N at ``dim``.
     :param num_samples: prior samples per row.

@@ -1,15 +1,25 @@
-"""The importance-sampled supervised term of Siddharth et al. (2017), eqs. 5-6, from a traced pass.
+r"""The importance-sampled supervised term of Siddharth et al. (2017), eqs. 5-6, from a traced pass.
 
-For a labelled row (x, y) and S draws z_s of the guide's other latent variables (y clamped to its label),
-with w_s = q(y, z_s|x) / q(z_s|x) the guide's density of the label and r_s = q(z_s|x),
+For a labelled row :math:`(x, y)` and :math:`S` draws :math:`z_s` of the guide's other latent variables
+(:math:`y` clamped to its label), with :math:`w_s = q(y, z_s|x) / q(z_s|x)` the guide's density of the
+label and :math:`r_s = q(z_s|x)`, the estimator ``"weighted"`` is
 
-    L̂_sup = Σ_s (w_s / Σ_s' w_s') log[p(x, y, z_s) / (w_s r_s)] + log((1/S) Σ_s w_s)
-             + Σ_k α_k log((1/S) Σ_s w_{k,s})                                  ("weighted"),
-    L̂^IW_sup = log((1/S) Σ_s p(x, y, z_s) / r_s) + Σ_k α_k log((1/S) Σ_s w_{k,s})  ("importance_weighted"),
+.. math::
 
-where w_{k,s} is the guide's density of the label of site k alone (w_s = Π_k w_{k,s}): each site's
-classifier term α_k log q(y_k|x) is estimated from the same S draws. With one labelled site,
-α log((1/S) Σ_s w_s) is the paper's. Here the traces hold S draws along ``sample_dim`` (and particles
+    \hat{\mathcal{L}}_\text{sup} = \sum_s \frac{w_s}{\sum_{s'} w_{s'}} \log \frac{p(x, y, z_s)}{w_s r_s}
+        + \log \frac{1}{S} \sum_s w_s + \sum_k \alpha_k \log \frac{1}{S} \sum_s w_{k,s}
+
+and the estimator ``"importance_weighted"`` is
+
+.. math::
+
+    \hat{\mathcal{L}}^\text{IW}_\text{sup} = \log \frac{1}{S} \sum_s \frac{p(x, y, z_s)}{r_s}
+        + \sum_k \alpha_k \log \frac{1}{S} \sum_s w_{k,s},
+
+where :math:`w_{k,s}` is the guide's density of the label of site :math:`k` alone
+(:math:`w_s = \prod_k w_{k,s}`): each site's classifier term :math:`\alpha_k \log q(y_k|x)` is estimated
+from the same :math:`S` draws. With one labelled site, :math:`\alpha \log \frac{1}{S} \sum_s w_s` is the
+paper's. Here the traces hold :math:`S` draws along ``sample_dim`` (and particles
 along the dim to its left); every density is summed to one value per particle, sample and row.
 """
 
@@ -42,13 +52,16 @@ class RowLayout:
     scale: float | torch.Tensor
 
     def keep(self) -> set[int]:
+        """The batch dims a density keeps (the sample, particle and row dims); it is summed over the
+        others."""
         return {self.sample_dim, self.particle_dim} | {dim for _, dim in self.row_frames}
 
 
 @dataclass(frozen=True)
 class RowDensities:
-    """Per particle, sample and row: log p(x, y, z_s), log w_{k,s} per labelled site k, log r_s, and the
-    guide's non-reparameterised draws' log-densities summed over the samples (for REINFORCE)."""
+    r"""Per particle, sample and row: :math:`\log p(x, y, z_s)`, :math:`\log w_{k,s}` per labelled site
+    :math:`k`, :math:`\log r_s`, and the guide's non-reparameterised draws' log-densities summed over the
+    samples (for REINFORCE)."""
 
     log_p: torch.Tensor
     log_w: dict[str, torch.Tensor]
@@ -57,6 +70,8 @@ class RowDensities:
 
     @property
     def log_w_total(self) -> torch.Tensor:
+        r""":math:`\log w_s = \sum_k \log w_{k,s}`, the guide's log-density of all the row's labels (0 without
+        any)."""
         return sum(self.log_w.values(), torch.zeros(()))
 
 
@@ -101,7 +116,8 @@ def row_densities(
 def row_estimate(
     densities: RowDensities, alpha: Mapping[str, float], estimator: str, sample_dim: int
 ) -> torch.Tensor:
-    """L̂_sup (or L̂^IW_sup) per particle and row, the samples reduced along ``sample_dim``."""
+    r""":math:`\hat{\mathcal{L}}_\text{sup}` (or :math:`\hat{\mathcal{L}}^\text{IW}_\text{sup}`) per particle
+    and row, the samples reduced along ``sample_dim``."""
     log_p, log_w, log_r = torch.broadcast_tensors(densities.log_p, densities.log_w_total, densities.log_r)
     num_samples = log_p.shape[sample_dim]
 
@@ -118,8 +134,9 @@ def row_estimate(
 
 
 def surrogate(term: torch.Tensor, scores: list[torch.Tensor]) -> torch.Tensor:
-    """Σ over rows of ``term``, plus the REINFORCE terms E[term ∇ Σ_s log q(z_s)] of non-reparameterised
-    draws: the value is the estimate, the gradient an unbiased gradient estimate."""
+    r"""Sum over rows of ``term``, plus the REINFORCE terms
+    :math:`\mathbb{E}[\text{term}\, \nabla \sum_s \log q(z_s)]` of non-reparameterised draws: the value is the
+    estimate, the gradient an unbiased gradient estimate."""
     total = term.sum()
     for score in scores:
         total = total + (term.detach() * (score - score.detach())).sum()

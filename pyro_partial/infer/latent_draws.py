@@ -2,8 +2,8 @@
 
 Shared by :func:`~pyro_partial.infer.decomposition_penalty` (one trace pair) and
 :class:`~pyro_partial.infer.Decomposition` (several weighted passes): the checked (model, guide) sites,
-the KL of a draw, the data plate, and the draws of z and of its prior, flattened to ``(R, M, E)`` (R
-replicates of the batch, M draws) for :func:`~pyro_partial.infer.divergences.mmd_imq`.
+the KL of a draw, the data plate, and the draws of :math:`z` and of its prior, flattened to ``(R, M, E)``
+(R replicates of the batch, M draws) for :func:`~pyro_partial.infer.divergences.mmd_imq`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ def latent_sites(model_trace: Trace, guide_trace: Trace, name: str) -> tuple[dic
 
 
 def kl_or_estimate(q, p, z: torch.Tensor) -> torch.Tensor:
-    """KL(q ‖ p) per batch element: analytic if registered, else log q(z) − log p(z) at the draw z."""
+    r""":math:`\mathrm{KL}(q \,\|\, p)` per batch element: analytic if registered, else
+    :math:`\log q(z) - \log p(z)` at the draw :math:`z`."""
     try:
         return kl_divergence(q, p)
     except NotImplementedError:
@@ -67,7 +68,7 @@ class SiteDraws:
     """One pass's draws of a latent site, flattened to ``(R, M)`` (R replicates of the batch, M draws).
 
     :ivar z: the guide's draws, ``(R, M, E)`` (E = the event size).
-    :ivar weights: their weights in q(z), ``(R, M)``: zero on masked rows, summing to one per row.
+    :ivar weights: their weights in :math:`q(z)`, ``(R, M)``: zero on masked rows, summing to one per row.
     :ivar counts: the number of data points the pass stands for, ``(R,)``.
     :ivar prior: the model's distribution of the site, expanded to the batch shape the prior draws take.
     :ivar prior_weights: the weights of those draws, of the prior's batch shape.
@@ -98,8 +99,8 @@ def site_draws(
     replicate_plates: Sequence[str],
     sample_plates: Sequence[str],
 ) -> SiteDraws:
-    """The draws of a latent site z with their ``weights`` (broadcast to its batch shape), flattened per
-    replicate of the batch (the ``replicate_plates``); ``sample_plates`` hold several draws per row."""
+    """The draws of a latent site :math:`z` with their ``weights`` (broadcast to its batch shape), flattened
+    per replicate of the batch (the ``replicate_plates``); ``sample_plates`` hold several draws per row."""
     batch_shape = weights.shape
     mask = model_site["mask"]
     if isinstance(mask, torch.Tensor):

@@ -140,6 +140,8 @@ def row_tensor(messenger: Messenger) -> tuple[str, object] | None:
 
 
 def with_row_tensor(messenger: Messenger, value: torch.Tensor) -> Messenger:
+    """A new ``poutine.mask`` or ``poutine.scale`` messenger, of the kind of ``messenger`` (one that
+    :func:`row_tensor` recognises), holding ``value`` as its mask or scale."""
     kind, _ = row_tensor(messenger)
     return MaskMessenger(mask=value) if kind == "mask" else ScaleMessenger(scale=value)
 

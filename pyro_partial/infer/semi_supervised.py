@@ -1,18 +1,25 @@
-"""The semi-supervised objective of Siddharth et al. (2017) as a Pyro ELBO.
+r"""The semi-supervised objective of Siddharth et al. (2017) as a Pyro ELBO.
 
-For data with unlabelled rows x^n and labelled rows (x^m, y^m) the objective (to maximise) is (paper, eq. 4)
+For data with unlabelled rows :math:`x^n` and labelled rows :math:`(x^m, y^m)` the objective (to maximise)
+is (paper, eq. 4)
 
-    L = Σ_n L_unsup(x^n) + γ Σ_m L_sup(x^m, y^m),
+.. math::
 
-with ``L_unsup(x) = E_q(y,z|x)[log p(x, y, z) − log q(y, z|x)]`` and, for any guide dependency structure,
-the importance-sampled supervised term (paper, eqs. 5-6, :mod:`pyro_partial.infer.importance_sampled`).
-With one importance sample it is
+    \mathcal{L} = \sum_n \mathcal{L}_\text{unsup}(x^n) + \gamma \sum_m \mathcal{L}_\text{sup}(x^m, y^m),
 
-    L̂_sup = E_q(z|x,y)[log p(x, y, z) − log q(z|x, y)] + Σ_k α_k log q(y_k | x, z),
+with :math:`\mathcal{L}_\text{unsup}(x) = \mathbb{E}_{q(y,z|x)}[\log p(x, y, z) - \log q(y, z|x)]` and,
+for any guide dependency structure, the importance-sampled supervised term (paper, eqs. 5-6,
+:mod:`pyro_partial.infer.importance_sampled`). With one importance sample it is
 
-z every latent variable of the row other than the labels (with a guide q(y|x) q(z|x, y), Kingma et al.'s
-M2 term). A row may label only some of the partially observed sites: its supervised term clamps those,
-and the others count among its latent variables z (enumerated, relaxed or sampled as on unlabelled rows).
+.. math::
+
+    \hat{\mathcal{L}}_\text{sup} = \mathbb{E}_{q(z|x,y)}[\log p(x, y, z) - \log q(z|x, y)]
+        + \sum_k \alpha_k \log q(y_k | x, z),
+
+:math:`z` every latent variable of the row other than the labels (with a guide :math:`q(y|x)\, q(z|x, y)`,
+Kingma et al.'s M2 term). A row may label only some of the partially observed sites: its supervised term
+clamps those, and the others count among its latent variables :math:`z` (enumerated, relaxed or sampled as on
+unlabelled rows).
 
 Implementation: the rows are grouped by the sites they label
 (:func:`~pyro_partial.infer.partial_sites.row_groups`), and each group is one pass over the mini-batch:
@@ -20,7 +27,7 @@ Pyro's :class:`~pyro.infer.TraceEnum_ELBO`
 computation (DiCE, parallel enumeration), or the importance-sampled estimator for several importance
 samples, with every site inside the data plate masked to the group's rows (or, with ``split_on``, run on
 those rows only). Masking whole passes rather than single sites keeps labelled rows from pushing
-score-function noise into q(y|x) (Pyro issue #3255).
+score-function noise into :math:`q(y|x)` (Pyro issue #3255).
 """
 
 from __future__ import annotations
@@ -104,18 +111,19 @@ class Pass:
 
     @property
     def supervised(self) -> bool:
+        """Whether the pass computes a supervised term (on labelled rows), not the unsupervised one."""
         return self.latent is not None
 
 
 class SemiSupervisedELBO(TraceEnum_ELBO):
-    """Siddharth et al.'s (2017) semi-supervised objective for models with partially observed sites.
+    r"""Siddharth et al.'s (2017) semi-supervised objective for models with partially observed sites.
 
     The model marks each partially labelled variable with ``pyro.sample(name, d, obs=y, obs_mask=m)``,
     ``m`` a bool tensor true on labelled rows (rows with ``m`` false may hold any valid placeholder);
     several sites may have masks of their own. The guide samples the same variable either with
     ``pyro.sample(name, q, obs=y, obs_mask=m)`` too (recommended: enumeration is then configured
     automatically), or directly as ``pyro.sample(name + "_unobserved", q)``. Any guide dependency structure
-    works: q(y|x) q(z|x, y) (Kingma et al.'s M2) or q(z|x) q(y|x, z) (Siddharth et al.).
+    works: :math:`q(y|x)\, q(z|x, y)` (Kingma et al.'s M2) or :math:`q(z|x)\, q(y|x, z)` (Siddharth et al.).
 
     Model and guide may be functions or ``PyroModule`` objects (under
     ``pyro.settings.set(module_local_params=True)`` too), wrapped in Pyro's handlers (``poutine.scale``,
@@ -138,17 +146,19 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     compositions, which makes it slower than eager execution: run it eagerly (compile the model's and
     guide's networks instead, e.g. ``torch.compile`` on the encoder and decoder modules).
 
-    :param alpha: α ≥ 0, the extra weight of the classifier term log q(y|x) on labelled rows; a mapping
-        ``{site: α}`` gives each partially observed site its own (e.g. ``{"y": 50.0, "thickness": 1.0}``),
-        and must name every one.
-    :param gamma: γ ≥ 0, the weight of each labelled row's supervised term relative to an unlabelled row's
-        ELBO (see :func:`~pyro_partial.infer.supervision_weights` to derive γ and α from a supervision
-        rate ρ).
+    :param alpha: :math:`\alpha \ge 0`, the extra weight of the classifier term :math:`\log q(y|x)` on
+        labelled rows; a mapping ``{site: α}`` gives each partially observed site its own (e.g.
+        ``{"y": 50.0, "thickness": 1.0}``), and must name every one.
+    :param gamma: :math:`\gamma \ge 0`, the weight of each labelled row's supervised term relative to an
+        unlabelled row's ELBO (see :func:`~pyro_partial.infer.supervision_weights` to derive :math:`\gamma`
+        and :math:`\alpha` from a supervision rate :math:`\rho`).
     :param num_particles: number of independent estimates averaged (as in Pyro's ELBOs).
-    :param num_importance_samples: S, the importance samples per labelled row in L̂_sup. With S > 1, the
-        sites unlabelled on a labelled row are not enumerated there but sampled from the guide (with
-        score-function gradients for discrete ones) or relaxed.
-    :param estimator: ``"weighted"`` (the paper's L̂_sup) or ``"importance_weighted"`` (L̂^IW_sup).
+    :param num_importance_samples: :math:`S`, the importance samples per labelled row in
+        :math:`\hat{\mathcal{L}}_\text{sup}`. With :math:`S > 1`, the sites unlabelled on a labelled row are
+        not enumerated there but sampled from the guide (with score-function gradients for discrete ones) or
+        relaxed.
+    :param estimator: ``"weighted"`` (the paper's :math:`\hat{\mathcal{L}}_\text{sup}`) or
+        ``"importance_weighted"`` (:math:`\hat{\mathcal{L}}^\text{IW}_\text{sup}`).
     :param relax: ``{site name: temperature}`` for discrete sites to integrate on unlabelled rows by a
         Gumbel-softmax relaxation (``OneHotCategorical`` sites only) instead of exact enumeration.
     :param max_plate_nesting: as in :class:`~pyro.infer.TraceEnum_ELBO`; guessed when omitted, by a run of
@@ -166,13 +176,15 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         arguments without a row dimension) are computed by masking, as without ``split_on``: model and
         guide see the whole batch in every pass, and masking does the split.
     :param decomposition: a :class:`~pyro_partial.infer.Decomposition` that gives latent sites (e.g. the
-        style z) Mathieu et al.'s β on their KL and α·D(q(z), p(z)), q(z) the aggregate posterior of the
-        whole mini-batch, labelled and unlabelled rows together. On unlabelled rows, with y enumerated, the
-        draws of z under each value of y count with weight q(y|x) (so q(z|x) = Σ_y q(y|x) q(z|x, y)
-        exactly, differentiable in the classifier); on labelled rows the S importance draws count with
-        the normalised weights w_s (1/S each for a guide q(y|x) q(z|x, y)). A labelled row's β term is
-        weighted by γ like the rest of its ELBO; D counts every row once. With ``gamma=0`` the labelled
-        rows are not traced and D uses the unlabelled rows only. β = 1, α = 0 is the plain objective.
+        style :math:`z`) Mathieu et al.'s :math:`\beta` on their KL and :math:`\alpha\, D(q(z), p(z))`,
+        :math:`q(z)` the aggregate posterior of the whole mini-batch, labelled and unlabelled rows
+        together. On unlabelled rows, with :math:`y` enumerated, the draws of :math:`z` under each value of
+        :math:`y` count with weight :math:`q(y|x)` (so :math:`q(z|x) = \sum_y q(y|x)\, q(z|x, y)` exactly,
+        differentiable in the classifier); on labelled rows the :math:`S` importance draws count with the
+        normalised weights :math:`w_s` (:math:`1/S` each for a guide :math:`q(y|x)\, q(z|x, y)`). A
+        labelled row's :math:`\beta` term is weighted by :math:`\gamma` like the rest of its ELBO;
+        :math:`D` counts every row once. With ``gamma=0`` the labelled rows are not traced and :math:`D`
+        uses the unlabelled rows only. :math:`\beta = 1, \alpha = 0` is the plain objective.
     """
 
     def __init__(
@@ -218,8 +230,10 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
     # ---------------------------------------------------------------- public API
 
     def differentiable_loss(self, model: Callable, guide: Callable, *args, **kwargs) -> torch.Tensor:
-        """The negative objective −(Σ_n L_unsup + γ Σ_m L̂_sup), differentiable (a DiCE surrogate whose
-        value is the estimate and whose gradient is an unbiased gradient estimate)."""
+        r"""The negative objective
+        :math:`-(\sum_n \mathcal{L}_\text{unsup} + \gamma \sum_m \hat{\mathcal{L}}_\text{sup})`,
+        differentiable (a DiCE surrogate whose value is the estimate and whose gradient is an unbiased
+        gradient estimate)."""
         check_finite_inputs(model, args, kwargs)
         model, guide = ValidatePartialSites()(model), ValidatePartialSites()(guide)
         if self.max_plate_nesting == float("inf"):
@@ -248,10 +262,13 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         return super().__call__(model, guide)
 
     def loss(self, model: Callable, guide: Callable, *args, **kwargs) -> float:
+        """The value of :meth:`differentiable_loss` as a float, computed without gradients."""
         with torch.no_grad():
             return torch_item(self.differentiable_loss(model, guide, *args, **kwargs))
 
     def loss_and_grads(self, model: Callable, guide: Callable, *args, **kwargs) -> float:
+        """:meth:`differentiable_loss` as a float, its gradients accumulated into the parameters'
+        ``.grad`` (as ``SVI.step`` needs)."""
         loss = self.differentiable_loss(model, guide, *args, **kwargs)
         if loss.requires_grad:
             loss.backward(retain_graph=self.retain_graph)
@@ -259,7 +276,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
 
     def compute_marginals(self, model: Callable, guide: Callable, *args, **kwargs):
         """Not available: on an ``obs_mask`` model Pyro's version reads only the guide's enumerated
-        ``{name}_unobserved`` sites. Use the guide's q(y|x) for the label's posterior."""
+        ``{name}_unobserved`` sites. Use the guide's :math:`q(y|x)` for the label's posterior."""
         raise NotImplementedError(
             "SemiSupervisedELBO.compute_marginals is not implemented for partially observed models; "
             "read the posterior of a label from the guide's q(y|x) on unlabelled rows"
@@ -273,7 +290,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
         )
 
     def alpha_of(self, site: str) -> float:
-        """The classifier weight α of a partially observed site."""
+        r"""The classifier weight :math:`\alpha` of a partially observed site."""
         return self.alpha[site] if isinstance(self.alpha, dict) else self.alpha
 
     # ---------------------------------------------------------------- orchestration
@@ -498,9 +515,11 @@ class ScaledLogDensity(dist.TorchDistribution):
 
     @property
     def support(self):
+        """The support of ``base``."""
         return self.base.support
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """``factor * base.log_prob(value)``, of shape ``base.log_prob(value).shape``."""
         return self.factor * self.base.log_prob(value)
 
 

@@ -32,6 +32,7 @@ def base_name(name: str, suffix: str) -> str | None:
 
 
 def is_clamped(site: dict) -> bool:
+    """Whether a trace ``site`` is a label clamped by :class:`ClampLabels` (so it has no score function)."""
     return bool(site["infer"].get(CLAMPED))
 
 
@@ -189,10 +190,13 @@ class PositiveRelaxedOneHotCategorical(dist.RelaxedOneHotCategorical):
     (exactly zero) are raised to the smallest positive float; no other value changes."""
 
     def expand(self, batch_shape, _instance=None):
+        """The distribution expanded to ``batch_shape``, still a :class:`PositiveRelaxedOneHotCategorical`."""
         new = self._get_checked_instance(PositiveRelaxedOneHotCategorical, _instance)
         return super().expand(batch_shape, _instance=new)
 
     def rsample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
+        """A reparameterised draw of shape ``sample_shape + batch_shape + event_shape``, its zero coordinates
+        raised to the smallest positive float of its dtype."""
         value = super().rsample(sample_shape)
         return value.clamp(min=torch.finfo(value.dtype).tiny)
 

@@ -1,15 +1,17 @@
-"""The supervision rate of Siddharth et al. (2017) and the weights γ and α derived from it."""
+r"""The supervision rate of Siddharth et al. (2017) and the weights :math:`\gamma` and :math:`\alpha`
+derived from it."""
 
 from __future__ import annotations
 
 
 def supervision_rate(gamma: float, num_labelled: int, num_unlabelled: int) -> float:
-    """The effective fraction of supervised terms, ρ = γM / (N + γM).
+    r"""The effective fraction of supervised terms, :math:`\rho = \gamma M / (N + \gamma M)`.
 
-    :param gamma: weight γ of each supervised term in the objective
-        ``L = Σ_n L_unsup(x_n) + γ Σ_m L_sup(x_m, y_m)``.
-    :param num_labelled: M, the number of labelled examples.
-    :param num_unlabelled: N, the number of unlabelled examples.
+    :param gamma: weight :math:`\gamma` of each supervised term in the objective
+        :math:`\mathcal{L} = \sum_n \mathcal{L}_\text{unsup}(x_n)
+        + \gamma \sum_m \mathcal{L}_\text{sup}(x_m, y_m)`.
+    :param num_labelled: :math:`M`, the number of labelled examples.
+    :param num_unlabelled: :math:`N`, the number of unlabelled examples.
     """
     _check_sizes(num_labelled, num_unlabelled)
     if gamma <= 0:
@@ -20,14 +22,15 @@ def supervision_rate(gamma: float, num_labelled: int, num_unlabelled: int) -> fl
 def supervision_weights(
     rho: float | None, num_labelled: int, num_unlabelled: int, alpha_scale: float = 0.1
 ) -> tuple[float, float]:
-    """Return ``(gamma, alpha)`` for a target supervision rate ρ.
+    r"""Return ``(gamma, alpha)`` for a target supervision rate :math:`\rho`.
 
-    Inverts ρ = γM / (N + γM) to γ = ρN / ((1 − ρ)M) and sets the classifier weight α = alpha_scale / ρ,
-    the choice Siddharth et al. (2017) take from Kingma et al. (2014) (``alpha_scale = 0.1``).
-    ``rho=None`` keeps the natural rate M / (N + M), i.e. γ = 1.
+    Inverts :math:`\rho = \gamma M / (N + \gamma M)` to :math:`\gamma = \rho N / ((1 - \rho) M)` and sets
+    the classifier weight :math:`\alpha = a / \rho`, :math:`a` = ``alpha_scale``, the choice Siddharth et
+    al. (2017) take from Kingma et al. (2014) (``alpha_scale = 0.1``). ``rho=None`` keeps the natural rate
+    :math:`M / (N + M)`, i.e. :math:`\gamma = 1`.
 
-    A sampler that shows labelled rows at rate ρ (:class:`pyro_partial.data.semi_supervised` samplers)
-    realises the same over-representation by sampling instead of weighting; use ``gamma=1`` with it.
+    A sampler that shows labelled rows at rate :math:`\rho` (:class:`pyro_partial.data.semi_supervised`
+    samplers) realises the same over-representation by sampling instead of weighting; use ``gamma=1`` with it.
     """
     _check_sizes(num_labelled, num_unlabelled)
     if rho is None:

@@ -27,6 +27,8 @@ def check_count(name: str, value: object) -> int:
 
 
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``; else a :class:`ValueError` naming the option ``name``, the value
+    and the choices."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value

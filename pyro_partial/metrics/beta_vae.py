@@ -1,9 +1,10 @@
-"""BetaVAE disentanglement score (Higgins et al. 2017, sec. 3; disentanglement_lib's sklearn variant).
+r"""BetaVAE disentanglement score (Higgins et al. 2017, sec. 3; disentanglement_lib's sklearn variant).
 
-One training point: pick a factor ``k`` uniformly among the informative factors, draw ``group_size``
-pairs of factor vectors that agree on factor ``k`` only by construction (all other factors are drawn
-independently), and take the feature ``mean_l |z(x1_l) - z(x2_l)|`` (shape ``(D,)``). A logistic
-regression predicts ``k`` from the feature; the score is its accuracy on ``num_eval`` fresh points.
+One training point: pick a factor :math:`k` uniformly among the informative factors, draw :math:`L` =
+``group_size`` pairs of factor vectors that agree on factor :math:`k` only by construction (all other
+factors are drawn independently), and take the feature
+:math:`\frac{1}{L} \sum_l |z(x^1_l) - z(x^2_l)|` (shape ``(D,)``). A logistic regression predicts
+:math:`k` from the feature; the score is its accuracy on ``num_eval`` fresh points.
 """
 
 from __future__ import annotations

@@ -1,13 +1,22 @@
-"""How well a mixture prior's components cluster a set of codes (Mathieu et al. 2019, section 6, pinwheel).
+r"""How well a mixture prior's components cluster a set of codes (Mathieu et al. 2019, section 6, pinwheel).
 
-Each code z_n ``(D,)`` is assigned to the component most responsible for it, argmax_k π_k p_k(z_n)
-(:func:`mixture_assignments`), and the assignment is scored against the true labels:
+Each code :math:`z_n` ``(D,)`` is assigned to the component most responsible for it,
+:math:`\operatorname{argmax}_k \pi_k p_k(z_n)` (:func:`mixture_assignments`), and the assignment is scored
+against the true labels:
 
-- the adjusted Rand index (Hubert & Arabie 1985), the Rand index corrected for chance: with n_ij the
-  contingency counts of labels i and clusters j, a_i and b_j its row and column sums and N the number of
-  codes, ``ARI = (Σ C(n_ij, 2) − E) / (½ (Σ C(a_i, 2) + Σ C(b_j, 2)) − E)``,
-  ``E = Σ C(a_i, 2) Σ C(b_j, 2) / C(N, 2)``: 1 for the same partition (up to renaming), about 0 by chance;
-- purity, ``(1/N) Σ_j max_i n_ij``: the fraction of codes whose cluster's majority label is their own.
+- the adjusted Rand index (Hubert & Arabie 1985), the Rand index corrected for chance: with
+  :math:`n_{ij}` the contingency counts of labels :math:`i` and clusters :math:`j`, :math:`a_i` and
+  :math:`b_j` its row and column sums and :math:`N` the number of codes,
+
+  .. math::
+
+      \mathrm{ARI} = \frac{\sum_{ij} \binom{n_{ij}}{2} - E}
+          {\frac{1}{2} \big(\sum_i \binom{a_i}{2} + \sum_j \binom{b_j}{2}\big) - E}, \qquad
+      E = \frac{\sum_i \binom{a_i}{2} \sum_j \binom{b_j}{2}}{\binom{N}{2}}:
+
+  1 for the same partition (up to renaming), about 0 by chance;
+- purity, :math:`\frac{1}{N} \sum_j \max_i n_{ij}`: the fraction of codes whose cluster's majority label
+  is their own.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ from sklearn.metrics import adjusted_rand_score
 
 
 def mixture_assignments(prior: dist.MixtureSameFamily, z: torch.Tensor) -> torch.Tensor:
-    """The most responsible component argmax_k [log π_k + log p_k(z_n)] of each code: int64 ``(N,)``.
+    r"""The most responsible component :math:`\operatorname{argmax}_k [\log \pi_k + \log p_k(z_n)]` of each
+    code: int64 ``(N,)``.
 
     :param prior: a mixture with batch shape ``()`` and event shape ``(D,)`` (e.g.
         :func:`~pyro_partial.distributions.priors.gaussian_mixture`).
@@ -40,7 +50,8 @@ def mixture_assignments(prior: dist.MixtureSameFamily, z: torch.Tensor) -> torch
 
 
 def purity(labels: torch.Tensor, assigned: torch.Tensor) -> float:
-    """``(1/N) Σ_j max_i n_ij`` for true ``labels`` and cluster indices ``assigned``, both int ``(N,)``."""
+    r""":math:`\frac{1}{N} \sum_j \max_i n_{ij}` for true ``labels`` and cluster indices ``assigned``, both
+    int ``(N,)``."""
     truth, clusters = _check_partitions(labels, assigned)
     majority = sum(np.bincount(truth[clusters == k]).max() for k in np.unique(clusters))
     return float(majority / len(truth))

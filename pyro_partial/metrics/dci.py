@@ -1,12 +1,18 @@
-"""DCI disentanglement, completeness, informativeness (Eastwood & Williams 2018) as in disentanglement_lib.
+r"""DCI disentanglement, completeness, informativeness (Eastwood & Williams 2018) as in disentanglement_lib.
 
-One gradient-boosted tree classifier (scikit-learn defaults) per informative factor ``k`` predicts
-``v_k`` from the codes; its feature importances fill column ``k`` of the importance matrix ``R (D, K)``.
-With ``P_dk = R_dk / sum_k' R_dk'`` and ``H_K`` the entropy in base ``K``:
+One gradient-boosted tree classifier (scikit-learn defaults) per informative factor :math:`k` predicts
+:math:`v_k` from the codes; its feature importances fill column :math:`k` of the importance matrix
+:math:`R` ``(D, K)``. With :math:`P_{dk} = R_{dk} / \sum_{k'} R_{dk'}` and :math:`H_K` the entropy in base
+:math:`K`, the disentanglement (paper eq. 2) and the completeness (eq. 3) are
 
-    disentanglement = sum_d rho_d (1 - H_K(P_d.)),  rho_d = sum_k R_dk / sum_dk R_dk   (paper eq. 2)
-    completeness    = sum_k rho_k (1 - H_D(R_.k / sum_d R_dk)),  rho_k = sum_d R_dk / sum_dk R_dk  (eq. 3)
-    informativeness = mean over factors of the classifier's accuracy (train and test).
+.. math::
+
+    \text{disentanglement} &= \sum_d \rho_d \,(1 - H_K(P_{d\cdot})),
+        \qquad \rho_d = \frac{\sum_k R_{dk}}{\sum_{dk} R_{dk}}, \\
+    \text{completeness} &= \sum_k \rho_k \,\Big(1 - H_D\Big(\frac{R_{\cdot k}}{\sum_d R_{dk}}\Big)\Big),
+        \qquad \rho_k = \frac{\sum_d R_{dk}}{\sum_{dk} R_{dk}},
+
+and the informativeness is the mean over factors of the classifier's accuracy (train and test).
 
 disentanglement_lib reports accuracy (not error) under "informativeness"; so does this module.
 """

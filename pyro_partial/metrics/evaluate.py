@@ -22,6 +22,7 @@ METRICS: dict[str, Callable[..., dict[str, float]]] = {
     "sap": sap_score,
     "hoyer": hoyer_score,
 }
+"""The metrics :func:`evaluate_disentanglement` runs, by name."""
 SHARED_ARGUMENTS = ("dataset", "representation_function", "seed", "profile", "batch_size")
 """Arguments that :func:`evaluate_disentanglement` gives every metric itself."""
 

@@ -1,9 +1,15 @@
-"""FactorVAE disentanglement score (Kim & Mnih 2018, sec. 4), as in disentanglement_lib.
+r"""FactorVAE disentanglement score (Kim & Mnih 2018, sec. 4), as in disentanglement_lib.
 
 Codes are normalised by their global standard deviation (estimated on ``num_variance`` points). One
-vote: fix one informative factor ``k`` over a group of ``group_size`` factor vectors (the others drawn
-at random) and record ``d* = argmin_d Var_group(z_d) / Var_global(z_d)`` over the active dimensions.
-The majority-vote classifier ``d -> argmax_k votes[k, d]`` is fit on ``num_train`` votes; the score is
+vote: fix one informative factor :math:`k` over a group of ``group_size`` factor vectors (the others drawn
+at random) and record
+
+.. math::
+
+    d^* = \operatorname{argmin}_d \frac{\mathrm{Var}_\text{group}(z_d)}{\mathrm{Var}_\text{global}(z_d)}
+
+over the active dimensions. The majority-vote classifier
+:math:`d \mapsto \operatorname{argmax}_k \mathrm{votes}[k, d]` is fit on ``num_train`` votes; the score is
 its accuracy on ``num_eval`` fresh votes.
 
 Pruning: dimensions whose global standard deviation is below ``prune_threshold`` are left out (0.05

@@ -1,11 +1,13 @@
-"""Hoyer sparsity of a representation, normalised as in Mathieu et al. (2019, sec. 5).
+r"""Hoyer sparsity of a representation, normalised as in Mathieu et al. (2019, sec. 5).
 
 Each code dimension is divided by its standard deviation over the data (no centring), so that a
 dimension cannot look sparse merely by collapsing to a small scale; then
 
-    sparsity = (sqrt(D) - mean_n ||z_n||_1 / ||z_n||_2) / (sqrt(D) - 1),
+.. math::
 
-which is 1 when every ``z_n`` has a single non-zero entry and 0 when all entries of each ``z_n`` have
+    \text{sparsity} = \frac{\sqrt{D} - \frac{1}{N} \sum_n \|z_n\|_1 / \|z_n\|_2}{\sqrt{D} - 1},
+
+which is 1 when every :math:`z_n` has a single non-zero entry and 0 when all entries of each :math:`z_n` have
 equal magnitude. Conventions for degenerate input: dimensions with zero variance (nothing to
 normalise) and all-zero rows (no direction) are left out; fewer than two varying dimensions, or no
 non-zero row, give 0.

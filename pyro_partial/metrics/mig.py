@@ -1,11 +1,15 @@
-"""Mutual information gap (Chen et al. 2018, eq. 5) with histogram discretisation, as in disentanglement_lib.
+r"""Mutual information gap (Chen et al. 2018, eq. 5) with histogram discretisation, as in disentanglement_lib.
 
-Each code ``z_d`` is discretised into ``num_bins`` equal-width bins between its minimum and maximum;
-``I(z_d; v_k)`` is the plug-in mutual information (nats) between the binned code and factor ``v_k``, and
+Each code :math:`z_d` is discretised into ``num_bins`` equal-width bins between its minimum and maximum;
+:math:`I(z_d; v_k)` is the plug-in mutual information (nats) between the binned code and factor
+:math:`v_k`, and
 
-    MIG = (1/K) sum_k ( I(z_{d1(k)}; v_k) - I(z_{d2(k)}; v_k) ) / H(v_k)
+.. math::
 
-with ``d1(k)``, ``d2(k)`` the codes with the largest and second-largest information about ``v_k``.
+    \mathrm{MIG} = \frac{1}{K} \sum_k \frac{I(z_{d_1(k)}; v_k) - I(z_{d_2(k)}; v_k)}{H(v_k)}
+
+with :math:`d_1(k)`, :math:`d_2(k)` the codes with the largest and second-largest information about
+:math:`v_k`.
 """
 
 from __future__ import annotations
@@ -75,10 +79,10 @@ def histogram_discretize(codes: np.ndarray, num_bins: int = 20) -> np.ndarray:
 
 
 def discrete_mutual_information(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Plug-in mutual information (nats) between the columns of ``a (N, A)`` and ``b (N, B)``; ``(A, B)``.
+    r"""Plug-in mutual information (nats) between the columns of ``a (N, A)`` and ``b (N, B)``; ``(A, B)``.
 
-    ``I(a; b) = sum_{i,j} p(i, j) log(p(i, j) / (p(i) p(j)))`` from the contingency table of the
-    values; ``I(a; a)`` is the entropy of ``a``.
+    :math:`I(a; b) = \sum_{i,j} p(i, j) \log \frac{p(i, j)}{p(i)\, p(j)}` from the contingency table of the
+    values; :math:`I(a; a)` is the entropy of :math:`a`.
     """
     a_labels = [np.unique(column, return_inverse=True)[1] for column in np.asarray(a).T]
     b_labels = [np.unique(column, return_inverse=True)[1] for column in np.asarray(b).T]

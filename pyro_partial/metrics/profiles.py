@@ -51,6 +51,7 @@ PROFILES: dict[str, dict[str, dict[str, int]]] = {
         "fast": {"num_points": 5000},
     },
 }
+"""``PROFILES[metric][profile]``: the sample sizes of each metric under ``"full"`` and ``"fast"``."""
 
 
 def resolve(metric: str, profile: str, **overrides: int | None) -> dict[str, int]:

@@ -1,13 +1,20 @@
-"""Separated attribute predictability, SAP (Kumar et al. 2018, sec. 5), as in disentanglement_lib.
+r"""Separated attribute predictability, SAP (Kumar et al. 2018, sec. 5), as in disentanglement_lib.
 
-Score matrix ``S (D, K)``: for discrete factors, ``S_dk`` is the test accuracy of a linear SVM
-(``LinearSVC(C=0.01, class_weight="balanced")``) predicting ``v_k`` from the single code ``z_d``; for
-continuous factors it is the squared correlation ``Cov(z_d, v_k)^2 / (Var z_d Var v_k)`` on the training
-set (0 where ``Var z_d <= 1e-12``). ``SAP = (1/K) sum_k (S_{(1)k} - S_{(2)k})``, the mean gap between the
-largest and second-largest entry of each column.
+Score matrix :math:`S` ``(D, K)``: for discrete factors, :math:`S_{dk}` is the test accuracy of a linear
+SVM (``LinearSVC(C=0.01, class_weight="balanced")``) predicting :math:`v_k` from the single code
+:math:`z_d`; for continuous factors it is the squared correlation
+:math:`\mathrm{Cov}(z_d, v_k)^2 / (\mathrm{Var}\, z_d \, \mathrm{Var}\, v_k)` on the training set (0 where
+:math:`\mathrm{Var}\, z_d \le 10^{-12}`). Then
+
+.. math::
+
+    \mathrm{SAP} = \frac{1}{K} \sum_k (S_{(1)k} - S_{(2)k}),
+
+the mean gap between the largest and second-largest entry of each column.
 
 With discrete factors even a perfect code's gap is below 1: a 1-D linear classifier separates at most
-two classes well, and an uninformative code still scores chance accuracy (``1/size`` in expectation).
+two classes well, and an uninformative code still scores chance accuracy (:math:`1/\text{size}` in
+expectation).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def largest_confusion(counts: np.ndarray) -> tuple[int, int]:
 
 
 def r2_score(pred, target) -> float:
-    """Coefficient of determination ``1 - sum (y - y_hat)^2 / sum (y - mean y)^2``.
+    r"""Coefficient of determination :math:`1 - \sum (y - \hat{y})^2 / \sum (y - \bar{y})^2`.
 
     Args:
         pred, target: ``(N,)`` or ``(N, P)``; for ``P`` outputs the scores are averaged uniformly.
@@ -72,7 +72,7 @@ def r2_score(pred, target) -> float:
 
 
 def angular_error(pred, target):
-    """Angle in degrees between direction vectors, row by row.
+    r"""Angle in degrees between direction vectors, row by row.
 
     Args:
         pred, target: 3-vectors ``(N, 3)`` (or ``(3,)``), unit or not, none of them zero.
@@ -80,7 +80,7 @@ def angular_error(pred, target):
     Returns:
         Angles in ``[0, 180]`` of shape ``(N,)`` (or a scalar): a tensor if either input is a tensor
         (differentiable away from 0 and 180 degrees), else a float64 numpy array. Computed as
-        ``atan2(|p x t|, p . t)``, accurate for small and large angles alike.
+        :math:`\operatorname{atan2}(|p \times t|, p \cdot t)`, accurate for small and large angles alike.
     """
     as_tensor = isinstance(pred, torch.Tensor) or isinstance(target, torch.Tensor)
     p, t = _vectors(pred, "pred"), _vectors(target, "target")
@@ -95,10 +95,10 @@ def angular_error(pred, target):
 
 
 def direction_from_angles(angles):
-    """Unit vectors ``(N, 3)`` from ``(azimuth, elevation)`` pairs in degrees ``(N, 2)``.
+    r"""Unit vectors ``(N, 3)`` from ``(azimuth, elevation)`` pairs in degrees ``(N, 2)``.
 
-    Azimuth turns about the vertical axis and elevation lifts towards it:
-    ``(cos e sin a, sin e, cos e cos a)``; ``(0, 0)`` points along the third axis (towards the camera
+    Azimuth :math:`a` turns about the vertical axis and elevation :math:`e` lifts towards it:
+    :math:`(\cos e \sin a, \sin e, \cos e \cos a)`; ``(0, 0)`` points along the third axis (towards the camera
     for Yale B light sources).
     """
     as_tensor = isinstance(angles, torch.Tensor)

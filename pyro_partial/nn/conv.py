@@ -87,6 +87,7 @@ class ConvEncoder(nn.Module):
         self.out_features = out_features
 
     def forward(self, images: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
+        """Map images ``(..., C, H, W)`` and extra inputs ``(..., E_i)`` to ``(..., out_features)``."""
         if images.shape[-3:] != self.image_shape:
             raise ValueError(
                 f"images must have shape (..., {', '.join(map(str, self.image_shape))}), "
@@ -140,6 +141,7 @@ class ConvDecoder(nn.Module):
         self.in_features = in_features
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Map inputs ``(..., F_i)`` (``Σ F_i = in_features``) to outputs ``(..., C, H, W)``."""
         features = self.head(*inputs)
         batch_shape = features.shape[:-1]
         images = self.deconvolutions(features.reshape(-1, features.shape[-1]))

@@ -48,6 +48,8 @@ class ConcatMLP(MLP):
     """
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Map inputs ``(..., F_i)`` (batch dims broadcast, ``Σ F_i = in_features``) to
+        ``(..., out_features)``."""
         widths = [x.shape[-1] for x in inputs]
         if sum(widths) != self.in_features:
             raise ValueError(
@@ -76,5 +78,6 @@ class GaussianHead(nn.Module):
         self.min_scale = min_scale
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``body(*inputs)`` of shape ``(..., 2 * D)`` as ``(loc, scale)``, each ``(..., D)``."""
         loc, raw_scale = self.body(*inputs).chunk(2, dim=-1)
         return loc, nn.functional.softplus(raw_scale) + self.min_scale

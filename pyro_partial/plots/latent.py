@@ -1,4 +1,4 @@
-"""Figures of a latent space (Mathieu et al. 2019): traversals, per-class |z_d| bars, aggregate posterior.
+"""Figures of a latent space (Mathieu et al. 2019): traversals, per-class ``|z_d|`` bars, aggregate posterior.
 
 - :func:`traversal_grid` decodes a code with one dimension at a time swept over a range of values, as a
   grid ``(dims, values, C, H, W)`` for :func:`pyro_partial.plots.grids.save_grid`; :func:`traversal_values`
@@ -116,7 +116,7 @@ def write_traversals(
 def class_mean_abs(
     codes: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None, normalise: bool = True
 ) -> torch.Tensor:
-    """Average |z_d| over the codes of each class: ``A[k, d] = mean_{n: y_n = k} |z_nd| / s_d``.
+    """Average ``|z_d|`` over the codes of each class: ``A[k, d] = mean_{n: y_n = k} |z_nd| / s_d``.
 
     With ``normalise`` s_d is the standard deviation of dimension d over all codes (not centred
     codes, as in the paper's Hoyer sparsity), so that a dimension cannot look small merely by a small

@@ -23,6 +23,7 @@ class EpochCheckpoint(Checkpoint):
         self.path = Path(path)
 
     def on_train_epoch_end(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Save the full checkpoint (modules, optimiser, loops and callbacks' state) to ``path``."""
         trainer.save_checkpoint(self.path, weights_only=False)  # with the optimiser and callbacks' state
 
 
@@ -36,13 +37,16 @@ class ExactResume(lightning.Callback):
         self._restored: dict[str, Any] | None = None
 
     def state_dict(self) -> dict[str, Any]:
+        """The generators' states (``"rng"``) and the sampler's position (``"sampler"``) to checkpoint."""
         return {"rng": rng_state(), "sampler": self.batches.sampler.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the sampler's position now, and keep the generators' states for :meth:`on_train_start`."""
         self.batches.sampler.load_state_dict(state_dict["sampler"])
         self._restored = state_dict
 
     def on_train_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Restore the generators' states of a resumed checkpoint, once, just before training starts."""
         if self._restored is not None:
             set_rng_state(self._restored["rng"])
             self._restored = None

@@ -63,6 +63,8 @@ class AtomicCheckpointIO(CheckpointIO):
     """Lightning's checkpoint I/O with atomic writes and ``weights_only`` reads (see the module docstring)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any = None) -> None:
+        """Write ``checkpoint`` to ``path`` with ``torch.save``, atomically; ``storage_options`` must be
+        ``None``."""
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
         atomic_write(path, lambda f: torch.save(checkpoint, f))
@@ -70,11 +72,14 @@ class AtomicCheckpointIO(CheckpointIO):
     def load_checkpoint(
         self, path, map_location: Any = None, weights_only: bool | None = None
     ) -> dict[str, Any]:
+        """Read ``path`` with :func:`load_checkpoint_file` (on the CPU unless ``map_location`` says
+        otherwise); ``weights_only=False`` is refused."""
         if weights_only is False:
             raise ValueError(f"{type(self).__name__} reads checkpoints with weights_only=True only")
         return load_checkpoint_file(path, "cpu" if map_location is None else map_location)
 
     def remove_checkpoint(self, path) -> None:
+        """Delete the file at ``path``, if there is one."""
         Path(path).unlink(missing_ok=True)
 
 

@@ -2,11 +2,15 @@
 
 Lightning's own ``CSVLogger`` deletes the ``metrics.csv`` of an existing directory, which loses the history of
 a resumed run; :class:`RunCSVLogger` keeps one row per epoch across resumptions instead, each write atomic.
+
+Importing this module also drops one line of Lightning's start-up log, its advertisement of a cloud logger
+(:class:`DropLightningTips`); every other line (devices, precision, warnings) is kept.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +30,17 @@ OPTIONAL_LOGGERS = {
 pyro-partial[<name>]``)."""
 
 
+class DropLightningTips(logging.Filter):
+    """A logging filter dropping the records of Lightning's rank-zero log that start with its "Tip" marker."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False (drop) for a record whose message starts with the tip marker."""
+        return not record.getMessage().startswith("\N{ELECTRIC LIGHT BULB} Tip:")
+
+
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(DropLightningTips())
+
+
 class RunCSVLogger(Logger):
     """Writes the metrics logged at the end of each epoch as one row of ``<run_dir>/metrics.csv``.
 
@@ -41,18 +56,22 @@ class RunCSVLogger(Logger):
 
     @property
     def name(self) -> str:
+        """``"metrics"``."""
         return "metrics"
 
     @property
     def version(self) -> str:
+        """``""``: a run directory holds one run, without version subfolders."""
         return ""
 
     @property
     def save_dir(self) -> str:
+        """The run directory."""
         return str(self.run_dir)
 
     @property
     def log_dir(self) -> str:
+        """The run directory."""
         return str(self.run_dir)
 
     @property
@@ -73,6 +92,8 @@ class RunCSVLogger(Logger):
 
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        """Merge ``metrics`` into the row of their ``epoch`` (a new last row, or the last one if it is of the
+        same epoch); metrics logged without an ``epoch`` are ignored."""
         values = {key: float(value) for key, value in metrics.items()}
         if "epoch" not in values:
             return  # only epoch-level metrics are rows of this file

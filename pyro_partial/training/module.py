@@ -4,9 +4,10 @@ Following Pyro's route to devices and several GPUs (its ``examples/svi_lightning
 ``PyroModule`` objects, used with ``pyro.settings.set(module_local_params=True)``; the objective is the ELBO's
 ``ELBOModule`` ``elbo(model, guide)``, a ``torch.nn.Module`` whose forward is the differentiable loss; and
 :class:`SVIModule` is the ``LightningModule`` whose training step returns that loss. Lightning runs the loop,
-the progress bar, the loggers, the device moves, mixed precision and DDP; :class:`ExactResume` adds what it
-does not keep (:mod:`pyro_partial.training.callbacks`): the random number generators and the sampler's
-position, and an atomic checkpoint after each epoch's evaluation, so a resumed run continues exactly.
+the progress bar, the loggers, the device moves, mixed precision and DDP;
+:class:`~pyro_partial.training.callbacks.ExactResume` adds what it does not keep
+(:mod:`pyro_partial.training.callbacks`): the random number generators and the sampler's position, and an
+atomic checkpoint after each epoch's evaluation, so a resumed run continues exactly.
 """
 
 from __future__ import annotations
@@ -63,26 +64,37 @@ class SVIModule(lightning.LightningModule):
         self._epoch_began = 0.0
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Adam over the parameters of ``loss_fn`` at learning rate ``lr``."""
         return torch.optim.Adam(self.loss_fn.parameters(), lr=self.lr)
 
     def on_fit_start(self) -> None:
-        # the data in the parameters' dtype: float64 under precision "64-true", bf16 under "bf16-true"
+        """Move the data to the training device, in the parameters' dtype (float64 under precision
+        ``"64-true"``, bf16 under ``"bf16-true"``)."""
         self.batches.to(self.device, next(self.loss_fn.parameters()).dtype)
 
     def train_dataloader(self) -> DataLoader:
-        # the sampler moves to its next epoch after each epoch's last batch; a resumed run gets its position
-        # back from the checkpoint (ExactResume)
+        """This rank's mini-batches of ``batches`` (index tensors, gathered in :meth:`training_step`).
+
+        The sampler moves to its next epoch after each epoch's last batch; a resumed run gets its position
+        back from the checkpoint (:class:`~pyro_partial.training.callbacks.ExactResume`).
+        """
         return self.batches.loader(self.global_rank, self.trainer.world_size)
 
     def on_train_start(self) -> None:
-        # a resumed run's optimiser comes back with its saved learning rate; ``lr`` is the one asked for
+        """Set the optimiser's learning rate to ``lr`` (a resumed run's optimiser comes back with its saved
+        one; ``lr`` is the one asked for)."""
         for group in self.trainer.optimizers[0].param_groups:
             group["lr"] = self.lr
 
     def on_train_epoch_start(self) -> None:
+        """Start the epoch's clock (its training ``seconds``)."""
         self._epoch_began = time.perf_counter()
 
     def training_step(self, item: Any, batch_idx: int) -> torch.Tensor:
+        """The loss of mini-batch ``item`` times the number of ranks, logged as the epoch's mean ``loss``.
+
+        :raises NonFiniteLossError: the loss is NaN or infinite (naming the epoch and step).
+        """
         loss = self.loss_fn(*self.batches.gather(item))
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
@@ -96,6 +108,8 @@ class SVIModule(lightning.LightningModule):
         return loss * world_size
 
     def on_train_epoch_end(self) -> None:
+        """Send the epoch's ``seconds`` and ``evaluate``'s metrics (computed without gradients, in eval mode)
+        to every logger as one row of that epoch."""
         metrics = {"seconds": time.perf_counter() - self._epoch_began}
         if self.evaluate is not None:
             was_training = self.training

@@ -59,6 +59,8 @@ class MetricsCSV:
         self.rows = [row for row in self.rows if int(row["epoch"]) < epoch]
 
     def append(self, row: dict[str, Any]) -> None:
+        """Add ``row`` (which must have an ``epoch`` field) and rewrite the file, its columns the union of
+        every row's fields in order of appearance."""
         if "epoch" not in row:
             raise ValueError(f"a metrics row needs an 'epoch' field, got {sorted(row)}")
         self.rows.append(row)

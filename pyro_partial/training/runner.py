@@ -160,6 +160,11 @@ def compare_settings(
 
 
 def read_config(run_dir: Path) -> dict[str, Any]:
+    """The settings a training run recorded in ``<run_dir>/config.json``.
+
+    :raises FileNotFoundError: ``run_dir`` has no ``config.json``.
+    :raises ValueError: the file is not valid JSON.
+    """
     path = run_dir / CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a run directory written by training")
@@ -293,6 +298,9 @@ def load_trained(experiment: Experiment, run_dir: str | Path) -> tuple[torch.nn.
 
 
 def build_plot_parser(experiment: Experiment, prog: str | None = None) -> argparse.ArgumentParser:
+    """The parser of ``pyro-partial plot EXPERIMENT``: ``--run``, ``--out``, ``--data``, ``--download``,
+    ``--seed``, ``--num-images`` and the experiment's own
+    :meth:`~pyro_partial.training.experiment.Experiment.add_plot_arguments`."""
     parser = argparse.ArgumentParser(
         prog=prog or f"pyro-partial plot {experiment.name}", description=experiment.plot_description
     )

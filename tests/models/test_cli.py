@@ -25,6 +25,7 @@ UNPACKAGED = (
     ".git",
     ".venv",
     "build",
+    "_build",
     "dist",
     "runs",
     "*.egg-info",
