@@ -43,3 +43,13 @@ def _installed(package):
     import importlib.util
 
     return importlib.util.find_spec(package) is not None
+
+
+def test_lightning_start_up_log_keeps_its_device_lines_and_drops_only_the_cloud_logger_tip(caplog):
+    import lightning
+
+    with caplog.at_level("INFO", logger="lightning.pytorch.utilities.rank_zero"):
+        lightning.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(message.startswith("GPU available") for message in messages), messages
+    assert not any("Tip:" in message for message in messages), messages
