@@ -32,6 +32,7 @@ score-function noise into :math:`q(y|x)` (Pyro issue #3255).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -443,6 +444,7 @@ class SemiSupervisedELBO(TraceEnum_ELBO):
             check_traceenum_requirements(model_trace, guide_trace)
             check_tmc_elbo_constraint(model_trace, guide_trace)
         self._collect(parts, model_trace, guide_trace, kl_factor=self.gamma if traced.supervised else 1.0)
+        _promote_log_densities(model_trace, guide_trace)
         pack_traces(model_trace, guide_trace)
         return compute_dice_elbo(model_trace, guide_trace)
 
@@ -571,3 +573,30 @@ def _mask_outside_rows(model_trace: Trace, guide_trace: Trace, row_frames: froze
         for site in trace.nodes.values():
             if site["type"] == "sample" and not is_row_site(site, row_frames):
                 site["mask"] = False
+
+
+def _promote_log_densities(*traces: Trace) -> None:
+    """Casts every sample site's ``log_prob`` and ``score_parts`` to their common (widest) dtype, in place.
+
+    Under mixed precision (``torch.autocast``) a network's output, hence its site's log density, may be
+    bfloat16 or float16 while a fixed prior's is float32; the tensor contraction of enumerated sites needs
+    one dtype.
+    """
+    sites = [site for trace in traces for site in trace.nodes.values() if site["type"] == "sample"]
+    tensors = [site["log_prob"] for site in sites if "log_prob" in site]
+    tensors += [part for site in sites for part in site.get("score_parts", ()) if torch.is_tensor(part)]
+    dtypes = {tensor.dtype for tensor in tensors if tensor.is_floating_point()}
+    if len(dtypes) < 2:
+        return
+    common = functools.reduce(torch.promote_types, dtypes)
+    for site in sites:
+        if "log_prob" in site:
+            site["log_prob"] = site["log_prob"].to(common)
+        if "score_parts" in site:
+            site["score_parts"] = site["score_parts"]._replace(
+                **{
+                    name: part.to(common)
+                    for name, part in site["score_parts"]._asdict().items()
+                    if torch.is_tensor(part) and part.is_floating_point()
+                }
+            )
