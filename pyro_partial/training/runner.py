@@ -15,6 +15,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import shlex
 import sys
@@ -262,10 +264,13 @@ def train(
     history = [
         {key: float(value) for key, value in row.items() if value != ""} for row in csv_logger.metrics.rows
     ]
+    # every rank computes the results (they may gather across ranks); only rank 0 prints their summary
+    with contextlib.nullcontext() if trainer.is_global_zero else contextlib.redirect_stdout(io.StringIO()):
+        experiment_results = experiment.results(args, data, setup, history)
     results = {
         "experiment": experiment.name,
         "command": args.command,
-        **experiment.results(args, data, setup, history),
+        **experiment_results,
         "epochs": len(history),
         "train_seconds": sum(row.get("seconds", 0.0) for row in history),
         "wall_seconds_this_invocation": time.perf_counter() - began,

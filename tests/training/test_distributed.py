@@ -73,6 +73,7 @@ def test_two_processes_train_mnist_from_the_command_line_and_rank_zero_writes_th
         ]
         results = json.loads((out / "results.json").read_text())
         assert results["world_size"] == devices and results["epochs"] == 2
+        assert done.stdout.count("test accuracy") == 1, done.stdout  # the summary line from rank 0 only
         with open(out / "metrics.csv", newline="") as f:
             losses[devices] = [float(row["loss"]) for row in csv.DictReader(f)]
     assert len(losses[2]) == 2
