@@ -8,13 +8,14 @@ supervision-rate experiment, as grids of ``pyro-partial train mnist`` runs and t
 Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``results.json`` exists are not
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
 (``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
-``--z-dim`` and ``--lr`` change the model settings of every ``table`` run (and name its directory).
+``--z-dim``, ``--lr`` and ``--model`` (``adgm``: the auxiliary deep generative model) change the model
+settings of every ``table`` run (and name its directory).
 ``table`` prints mean ± std of the test error per label count beside the published numbers and writes
 ``table1_<settings>.md`` and ``table1_<settings>_curves.png`` (test error against epochs per run), where
-``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>`` and ``_lr<rate>`` as in the run directories, so
-summaries of different settings sit side by side; ``rho`` draws the error against
-ρ (``supervision_rate.png``) and writes ``supervision_rate.md``. Both report the final test error and the
-test error at the epoch of lowest validation error (model selection on the 10,000 validation images, as
+``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>``, ``_lr<rate>`` and ``_<model>`` as in the run
+directories, so summaries of different settings sit side by side; ``rho`` draws the error against ρ
+(``supervision_rate.png``) and writes ``supervision_rate.md``. Both report the final test error and the test
+error at the epoch of lowest validation error (model selection on the 10,000 validation images, as
 Pyro's SS-VAE example does). ``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10,
 softplus) on the labelled images alone (cross-entropy, Adam 1e-3, batches of 100, 60 passes over the labels,
 the same class-balanced labelled subset and the same model selection): what the labels give without the
@@ -64,15 +65,17 @@ class Run:
     epochs: int
     z_dim: str | None = None  # None: the experiment's default; otherwise as given on the command line
     lr: str | None = None
+    model: str = "ssvae"
 
     def directory(self, runs: Path, grid: str) -> Path:
         """``l<labels>_r<rho>_s<seed>``, with ``_z<dim>`` and ``_lr<rate>`` where they are not defaults."""
         return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{self.model_settings()}"
 
     def model_settings(self) -> str:
-        """``_z<dim>`` and ``_lr<rate>`` where they are not defaults (empty when both are)."""
+        """``_z<dim>``, ``_lr<rate>`` and ``_<model>`` where they are not defaults (empty when none is)."""
         z_dim = "" if self.z_dim is None else f"_z{self.z_dim}"
-        return z_dim + ("" if self.lr is None else f"_lr{self.lr}")
+        model = "" if self.model == "ssvae" else f"_{self.model}"
+        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model
 
     def settings(self) -> str:
         """What the runs of one table share: ``e<epochs>_r<rho>`` and :meth:`model_settings`."""
@@ -83,6 +86,7 @@ class Run:
         args += [] if self.rho == "natural" else ["--rho", self.rho]
         args += [] if self.z_dim is None else ["--z-dim", self.z_dim]
         args += [] if self.lr is None else ["--lr", self.lr]
+        args += [] if self.model == "ssvae" else ["--model", self.model]
         return args + ([] if data is None else ["--data", str(data)])
 
 
@@ -111,7 +115,7 @@ def percent(values: list[float]) -> str:
 
 def table(args: argparse.Namespace) -> str:
     jobs = [
-        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr)
+        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr, args.model)
         for labels in args.labels
         for seed in args.seeds
     ]
@@ -122,6 +126,7 @@ def table(args: argparse.Namespace) -> str:
     lines = [
         f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}"
         + "".join(f", {name} = {value}" for name, value in (("z", args.z_dim), ("lr", args.lr)) if value)
+        + ("" if args.model == "ssvae" else f", model = {args.model}")
         + ":",
         "",
         "| labels | final epoch | best validation epoch | training time per run (s) | "
@@ -306,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rho", default="0.05", help="table: the supervision rate of every run ('natural')")
     parser.add_argument("--z-dim", default=None, help="table: style dimension (default: mnist's)")
     parser.add_argument("--lr", default=None, help="table: learning rate (default: mnist's)")
+    parser.add_argument("--model", choices=("ssvae", "adgm"), default="ssvae", help="table: the model")
     parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])
     parser.add_argument("--table-epochs", type=int, default=5, help="rho: epochs of the table grid's runs")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")

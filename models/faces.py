@@ -41,8 +41,11 @@ of 64, Adam at 1e-3, 40 epochs.
 
 ``metrics.csv`` has per epoch the loss and the held-out identity error and angular error of the light (mean
 and median, degrees); ``results.json`` the final ones (``test_identity_error``, ``test_light_error_deg``,
-``test_light_error_median_deg``). ``plot`` writes the paper's Figure 5 analogue: a face re-rendered under
-varied light with its identity and style fixed, and under varied identity with its light and style fixed.
+``test_light_error_median_deg``) and, for the VAE, ``test_generative_identity_error``: the error of the
+decoder's own guess of the subject (:func:`~pyro_partial_models.faces_evaluation.generative_identity`),
+the classifier the unlabelled faces teach q(y|x). ``plot`` writes the paper's Figure 5 analogue: a face
+re-rendered under varied light with its identity and style fixed, and under varied identity with its light
+and style fixed.
 """
 
 from __future__ import annotations
@@ -61,10 +64,11 @@ from pyro_partial.data.sampling import ShuffledBatchSampler
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler
 from pyro_partial.distributions.lighting import direction_from_angles
 from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
+from pyro_partial.metrics import classification_error
 from pyro_partial.plots import save_grid
 from pyro_partial.training import DeviceBatches, Experiment, Setup
 from pyro_partial_models.faces_data import FacesData, hide_unlabelled, labelled_split, load_faces
-from pyro_partial_models.faces_evaluation import evaluate
+from pyro_partial_models.faces_evaluation import evaluate, generative_identity
 from pyro_partial_models.faces_vae import NUM_IDENTITIES, FacesClassifier, FacesVAE
 
 
@@ -190,6 +194,9 @@ class Faces(Experiment):
         self, args: argparse.Namespace, data: FacesData, setup: Setup, history: list[dict[str, float]]
     ) -> dict[str, Any]:
         test = evaluate(setup.module, data.test_x, data.test_subject, data.test_light)
+        if not args.baseline:
+            decoder_guess = generative_identity(setup.module, data.test_x)
+            test["generative_identity_error"] = classification_error(decoder_guess, data.test_subject)
         print(
             f"test identity error {100 * test['identity_error']:.2f}%, light angular error "
             f"{test['light_error_deg']:.2f} deg (median {test['light_error_median_deg']:.2f}) "

@@ -294,39 +294,49 @@ class MultiDigitGuide(PyroModule):
                     pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
                 previous = w
 
-    @torch.no_grad()
-    def read_canvases(self, canvases: torch.Tensor) -> Reading:
-        """The most probable reading of ``canvases`` ``(B, S, S)``: every one of the K steps run with the
-        window means (use the first n of them for a count n). The digit probabilities are
-        :meth:`SSVAEGuide.class_probs` of the glimpses (for the ``"paper"`` guide an average over 10 styles
-        drawn from q(z | g)); the styles are the means of q(z | g, y), y the most probable digit (of q(z | g)
-        for the ``"paper"`` guide)."""
+    def read_windows(
+        self, canvases: torch.Tensor, coords: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What the digit encoders read through given windows ``coords`` (log s, x, y) ``(B, K, 3)`` of
+        ``canvases`` ``(B, S, S)``: the digit probabilities q(y_k | g_k) ``(B, K, 10)``
+        (:meth:`SSVAEGuide.class_probs`; for the ``"paper"`` guide an average over 10 styles drawn from
+        q(z | g)), the styles ``(B, K, Z)`` (the mean of q(z_k | g_k, y_k), y_k the most probable digit; of
+        q(z_k | g_k) for the ``"paper"`` guide) and the glimpses g_k ``(B, K, 28, 28)``. Differentiable in
+        ``coords``."""
         digit = self.digit
-        features = self.features(canvases)
-        state = features.new_zeros(*features.shape[:-1], self.state_dim)
-        previous = features.new_zeros(*features.shape[:-1], 3)
-        coords, digit_probs, styles, glimpses = [], [], [], []
-        for _ in range(self.max_digits):
-            state = self.next_state(features, previous, state)
-            previous = self.where(state)[0]
-            glimpse = self.read(canvases, previous)
-            probs = digit.class_probs(glimpse)
-            images = digit.images.network_input(glimpse)
+        glimpses = self.read(canvases.unsqueeze(1), coords)  # (B, K, 28·28)
+        probs, styles = [], []
+        for k in range(coords.shape[1]):  # step by step: the "paper" guide draws its styles in this order
+            probs.append(digit.class_probs(glimpses[:, k]))
+            images = digit.images.network_input(glimpses[:, k])
             if digit.guide_type == "m2":
-                y = nn.functional.one_hot(probs.argmax(-1), NUM_CLASSES).to(canvases.dtype)
+                y = nn.functional.one_hot(probs[-1].argmax(-1), NUM_CLASSES).to(canvases.dtype)
                 styles.append(digit.encoder_z(images, y)[0])
             else:
                 styles.append(digit.encoder_z(images)[0])
+        return torch.stack(probs, 1), torch.stack(styles, 1), glimpses.unflatten(-1, PATCH_SHAPE[1:])
+
+    def window_means(self, features: torch.Tensor) -> torch.Tensor:
+        """The means of q(w_k | x, w_{<k}) ``(B, K, 3)`` (log s, x, y) from canvas features f(x) ``(B, F)``,
+        every one of the K steps run, each step fed the previous step's mean."""
+        state = features.new_zeros(*features.shape[:-1], self.state_dim)
+        previous = features.new_zeros(*features.shape[:-1], 3)
+        coords = []
+        for _ in range(self.max_digits):
+            state = self.next_state(features, previous, state)
+            previous = self.where(state)[0]
             coords.append(previous)
-            digit_probs.append(probs)
-            glimpses.append(glimpse.unflatten(-1, PATCH_SHAPE[1:]))
-        return Reading(
-            self.count_head(features).softmax(-1),
-            where_from_coords(torch.stack(coords, 1)),
-            torch.stack(digit_probs, 1),
-            torch.stack(styles, 1),
-            torch.stack(glimpses, 1),
-        )
+        return torch.stack(coords, 1)
+
+    @torch.no_grad()
+    def read_canvases(self, canvases: torch.Tensor) -> Reading:
+        """The most probable reading of ``canvases`` ``(B, S, S)``: every one of the K steps run with the
+        window means (:meth:`window_means`; use the first n of them for a count n), read through
+        :meth:`read_windows`."""
+        features = self.features(canvases)
+        coords = self.window_means(features)
+        count_probs = self.count_head(features).softmax(-1)
+        return Reading(count_probs, where_from_coords(coords), *self.read_windows(canvases, coords))
 
 
 class MultiDigitVAE(PyroModule):

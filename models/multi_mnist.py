@@ -17,15 +17,22 @@ Batches mix labelled canvases at the supervision rate ``--rho`` (default 0.1: at
 hundred labelled canvases among 10,000 would hardly be seen); the weight of log q(count, digits, windows
 | canvas) on labelled canvases is ``--alpha`` (default 50; Kingma et al.'s 0.1 / ρ per pixel, 0.1 S² / ρ =
 2,500 here, lets the windows' Gaussian log-density on the labelled canvases outweigh the reconstruction of
-the unlabelled ones: docs/results.md). After every epoch ``metrics.csv`` records the test scores of
-:mod:`pyro_partial_models.multi_mnist_scores` (count, digit and canvas accuracy, centre error, in reading
-order and matched); ``results.json`` records the last epoch's as ``test_<score>``.
+the unlabelled ones: docs/results.md). ``--alpha-count``, ``--alpha-digits`` and ``--alpha-where`` weight
+the three parts of that term separately (each defaults to ``--alpha``; :func:`site_alphas`). After every
+epoch ``metrics.csv`` records the test scores of :mod:`pyro_partial_models.multi_mnist_scores` (count,
+digit and canvas accuracy, centre error, in reading order and matched, and the digit accuracy through the
+true windows); ``results.json`` records the last epoch's as ``test_<score>``. With ``--refine-steps N``
+the trained model's test windows are then refined by N Adam steps of rate ``--refine-lr`` on the canvas's
+log-joint (:mod:`pyro_partial_models.multi_mnist_refine`, the count fixed at q's mode), and
+``results.json`` also records the window-dependent scores after refinement as ``test_refined_<score>``
+and the time it took as ``test_refine_seconds``.
 
 Defaults: 10,000 training canvases, 6 epochs, batches of 100, a convolutional canvas encoder (channels 16,
 32, 64 over the canvas and its pixel coordinates; 256 features), a 128-unit recurrent state and a digit
 model of 200 hidden units.
 
     pyro-partial train multi_mnist --labelled-canvases 100 --seed 0
+    pyro-partial train multi_mnist --labelled-canvases 1000 --refine-steps 50 --alpha-where 250 --seed 0
     pyro-partial train mnist --labels 3000 --epochs 3 --seed 0 --out runs/mnist/nested_source
     pyro-partial train multi_mnist --labelled-canvases 100 --nested-mnist runs/mnist/nested_source --seed 0
     pyro-partial plot multi_mnist --run runs/multi_mnist/labelled100_new_seed0
@@ -38,6 +45,7 @@ the canvas, in the window's colour).
 from __future__ import annotations
 
 import argparse
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,7 +61,8 @@ from pyro_partial.training import DeviceBatches, Experiment, Setup, load_trained
 from pyro_partial_models.mnist import MNIST
 from pyro_partial_models.multi_digit import NUM_CLASSES, MultiDigitVAE, coords_from_where, digit_sites
 from pyro_partial_models.multi_mnist_figures import canvas_reconstruction_grid, decomposition_grid
-from pyro_partial_models.multi_mnist_scores import SCORES, evaluate
+from pyro_partial_models.multi_mnist_refine import refine_reading
+from pyro_partial_models.multi_mnist_scores import SCORES, evaluate, read_all, reading_scores
 from pyro_partial_models.ss_vae import SSVAE
 
 CANVAS_SIZE, MAX_DIGITS = 50, 3
@@ -97,6 +106,28 @@ def gather_labelled(tensors: Mapping[str, torch.Tensor], item: tuple[torch.Tenso
     return canvases, counts, digits, coords, labelled
 
 
+def term_alphas(args: argparse.Namespace) -> dict[str, float]:
+    """The supervised weights of the three terms, ``{"count", "digits", "where"}``: ``--alpha-<term>``, or
+    ``--alpha`` where it is not given."""
+    return {
+        term: args.alpha if getattr(args, f"alpha_{term}") is None else getattr(args, f"alpha_{term}")
+        for term in ("count", "digits", "where")
+    }
+
+
+def site_alphas(args: argparse.Namespace) -> dict[str, float]:
+    """:class:`~pyro_partial.infer.SemiSupervisedELBO`'s per-site ``alpha=``: α_count for ``count``,
+    α_digits for every ``digit_k`` and α_where for every ``where_k``, so that a labelled canvas's term is
+    α_count log q(n | x) + Σ_{k<n} [α_digits log q(y_k | g_k) + α_where log q(w_k | x, w_{<k})]."""
+    alphas = term_alphas(args)
+    steps = range(MAX_DIGITS)
+    return {
+        "count": alphas["count"],
+        **{f"digit_{k}": alphas["digits"] for k in steps},
+        **{f"where_{k}": alphas["where"] for k in steps},
+    }
+
+
 class MultiMNISTExperiment(Experiment):
     """The ``multi_mnist`` experiment of the module docstring."""
 
@@ -126,6 +157,21 @@ class MultiMNISTExperiment(Experiment):
         parser.add_argument(
             "--alpha", type=float, default=50.0, help="weight of log q(labels|x) on labelled canvases"
         )
+        for term, what in (
+            ("count", "q(count|x)"),
+            ("digits", "q(digit_k|glimpse)"),
+            ("where", "q(where_k|x)"),
+        ):
+            parser.add_argument(
+                f"--alpha-{term}", type=float, default=None, help=f"weight of log {what} (default: --alpha)"
+            )
+        parser.add_argument(
+            "--refine-steps",
+            type=int,
+            default=0,
+            help="Adam steps refining the test windows after training (0: off; multi_mnist_refine)",
+        )
+        parser.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of the refinement")
         parser.add_argument(
             "--temperature", type=float, default=0.5, help="relaxation temperature of the digits"
         )
@@ -162,6 +208,14 @@ class MultiMNISTExperiment(Experiment):
             problems.append(f"--rho must lie in (0, 1), got {args.rho}")
         if not args.alpha >= 0:  # also refuses NaN
             problems.append(f"--alpha must be a non-negative number, got {args.alpha}")
+        for term in ("count", "digits", "where"):
+            value = getattr(args, f"alpha_{term}")
+            if value is not None and not value >= 0:
+                problems.append(f"--alpha-{term} must be a non-negative number, got {value}")
+        if args.refine_steps < 0:
+            problems.append(f"--refine-steps must be non-negative, got {args.refine_steps}")
+        if not args.refine_lr > 0:
+            problems.append(f"--refine-lr must be positive, got {args.refine_lr}")
         if not args.temperature > 0:
             problems.append(f"--temperature must be positive, got {args.temperature}")
         if args.importance_samples < 1:
@@ -230,7 +284,7 @@ class MultiMNISTExperiment(Experiment):
         vae = self.build_module(model_config, digit_model)
         batches = DeviceBatches(sampler, model_arguments(data.train), gather_labelled)
         elbo = SemiSupervisedELBO(
-            alpha=args.alpha,
+            alpha=site_alphas(args),
             relax=digit_sites(MAX_DIGITS, args.temperature),
             num_importance_samples=args.importance_samples,
             max_plate_nesting=1,
@@ -238,7 +292,9 @@ class MultiMNISTExperiment(Experiment):
         )
         summary = (
             f"{split.num_labelled} labelled, {split.num_unlabelled} unlabelled training canvases, "
-            f"{len(data.test)} test canvases; rho={sampler.rho:.4g}, alpha={args.alpha:.4g}; {kind}"
+            f"{len(data.test)} test canvases; rho={sampler.rho:.4g}, alpha={args.alpha:.4g} "
+            f"(count {term_alphas(args)['count']:.4g}, digits {term_alphas(args)['digits']:.4g}, windows "
+            f"{term_alphas(args)['where']:.4g}); {kind}"
         )
         return Setup(
             vae,
@@ -254,12 +310,28 @@ class MultiMNISTExperiment(Experiment):
         self, args: argparse.Namespace, data: Canvases, setup: Setup, history: list[dict[str, float]]
     ) -> dict[str, Any]:
         scores = {name: history[-1][name] for name in SCORES}
+        refined = {}
+        if args.refine_steps > 0:
+            began = time.perf_counter()
+            reading = read_all(setup.module, data.test.canvases)
+            reading = refine_reading(
+                setup.module, data.test.canvases, reading, args.refine_steps, args.refine_lr
+            )
+            refined = {f"refined_{name}": value for name, value in reading_scores(reading, data.test).items()}
+            refined["refine_seconds"] = time.perf_counter() - began
+            print(
+                f"after {args.refine_steps} refinement steps: digit accuracy "
+                f"{100 * refined['refined_digit_accuracy']:.2f}% "
+                f"({100 * refined['refined_matched_digit_accuracy']:.2f}% matched), position error "
+                f"{refined['refined_matched_position_error_px']:.2f} px matched"
+            )
         print(
             f"test count accuracy {100 * scores['count_accuracy']:.2f}%, digit accuracy "
             f"{100 * scores['digit_accuracy']:.2f}% ({100 * scores['matched_digit_accuracy']:.2f}% matched), "
             f"canvas accuracy {100 * scores['canvas_accuracy']:.2f}%, position error "
             f"{scores['position_error_px']:.2f} px ({scores['matched_position_error_px']:.2f} px matched) "
-            f"after {len(history)} epochs"
+            f"after {len(history)} epochs; {100 * scores['true_window_digit_accuracy']:.2f}% of the digits "
+            "read through the true windows"
         )
         return {
             "labelled_canvases": args.labelled_canvases,
@@ -269,7 +341,10 @@ class MultiMNISTExperiment(Experiment):
             "num_test": len(data.test),
             "rho": setup.extra["rho"],
             "alpha": args.alpha,
-            **{f"test_{name}": value for name, value in scores.items()},
+            **{f"alpha_{term}": value for term, value in term_alphas(args).items()},
+            "refine_steps": args.refine_steps,
+            "refine_lr": args.refine_lr,
+            **{f"test_{name}": value for name, value in {**scores, **refined}.items()},
         }
 
     def plot(

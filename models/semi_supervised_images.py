@@ -3,7 +3,8 @@
 A class-balanced labelled subset of ``--labels`` training images is drawn once from ``--seed``; the other
 training images are unlabelled. Each epoch visits every unlabelled image once, mixed with labelled images at
 the supervision rate ``--rho`` (by default the natural rate M / (N + M)).
-:class:`~pyro_partial_models.ss_vae.SSVAE` is trained with :class:`~pyro_partial.infer.SemiSupervisedELBO`:
+:class:`~pyro_partial_models.ss_vae.SSVAE` (or, ``--model adgm``, the auxiliary-variable
+:class:`~pyro_partial_models.adgm.ADGM`) is trained with :class:`~pyro_partial.infer.SemiSupervisedELBO`:
 exact enumeration of y on unlabelled rows, the paper's importance-sampled supervised term on labelled rows
 (eqs. 4-6), α per labelled row (``--alpha``, default 50: Kingma et al.'s α = 0.1·N spread over M = 100
 labels of N = 50,000 images).
@@ -29,9 +30,11 @@ from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
 from pyro_partial.metrics import confusion_counts, largest_confusion
 from pyro_partial.plots import plot_confusion_matrix, plot_learning_curves, write_figures
 from pyro_partial.training import DeviceBatches, Experiment, Setup
+from pyro_partial_models.adgm import ADGM
 from pyro_partial_models.ss_vae import GUIDES, NETWORKS, SSVAE
 
 NUM_CLASSES = 10
+MODELS = ("ssvae", "adgm")
 
 
 @dataclass(frozen=True)
@@ -75,13 +78,17 @@ class SemiSupervisedImages(Experiment):
         parser.add_argument("--labels", type=int, default=self.labels, help="labelled training images (M)")
         parser.add_argument("--rho", type=float, default=None, help="supervision rate (default: M/(N+M))")
         parser.add_argument("--alpha", type=float, default=50.0, help="classifier weight α per labelled row")
-        parser.add_argument("--guide", choices=GUIDES, default="m2", help="guide factorisation")
+        parser.add_argument(
+            "--model", choices=MODELS, default="ssvae", help="ssvae (M2) or adgm (auxiliary variable, MLPs)"
+        )
+        parser.add_argument("--guide", choices=GUIDES, default="m2", help="ssvae: guide factorisation")
         parser.add_argument("--network", choices=NETWORKS, default=self.network, help="encoder/decoder")
         parser.add_argument("--z-dim", type=int, default=self.z_dim, help="style dimension")
         parser.add_argument("--hidden", type=int, nargs="+", default=list(self.hidden), help="hidden sizes")
         parser.add_argument(
             "--channels", type=int, nargs="+", default=[32, 64, 128], help="conv channels (--network conv)"
         )
+        parser.add_argument("--aux-dim", type=int, default=100, help="adgm: auxiliary dimension")
         parser.add_argument("--importance-samples", type=int, default=1, help="S for the supervised term")
         parser.add_argument("--train-size", type=int, default=None, help="use the first N training images")
 
@@ -97,6 +104,10 @@ class SemiSupervisedImages(Experiment):
             problems.append(f"--z-dim must be a positive dimension, got {args.z_dim}")
         if any(size < 1 for size in args.hidden + args.channels):
             problems.append(f"--hidden and --channels must be positive, got {args.hidden}, {args.channels}")
+        if args.model == "adgm" and args.network != "mlp":
+            problems.append(f"--model adgm has MLP networks only, got --network {args.network}")
+        if args.aux_dim < 1:
+            problems.append(f"--aux-dim must be a positive dimension, got {args.aux_dim}")
         if args.importance_samples < 1:
             problems.append(f"--importance-samples must be at least 1, got {args.importance_samples}")
         if args.train_size is not None and args.train_size < 1:
@@ -104,6 +115,8 @@ class SemiSupervisedImages(Experiment):
         return problems
 
     def run_name(self, args: argparse.Namespace) -> str:
+        if args.model == "adgm":
+            return f"labels{args.labels}_adgm_seed{args.seed}"
         return f"labels{args.labels}_{args.guide}_{args.network}_seed{args.seed}"
 
     def load_data(self, args: argparse.Namespace) -> Splits:
@@ -115,8 +128,9 @@ class SemiSupervisedImages(Experiment):
             )  # fmt: skip
         return splits
 
-    def build_module(self, model_config: dict[str, Any]) -> SSVAE:
-        return SSVAE(**model_config)
+    def build_module(self, model_config: dict[str, Any]) -> SSVAE | ADGM:
+        config = dict(model_config)
+        return ADGM(**config) if config.pop("model", "ssvae") == "adgm" else SSVAE(**config)
 
     def build(self, args: argparse.Namespace, data: Splits) -> Setup:
         split = SemiSupervisedSplit(data.train_y, args.labels, seed=args.seed, num_classes=NUM_CLASSES)
@@ -128,10 +142,11 @@ class SemiSupervisedImages(Experiment):
             "num_classes": NUM_CLASSES,
             "z_dim": args.z_dim,
             "hidden": list(args.hidden),
-            "guide_type": args.guide,
-            "network": args.network,
-            "channels": list(args.channels),
         }
+        if args.model == "adgm":
+            model_config.update(model="adgm", aux_dim=args.aux_dim)
+        else:
+            model_config.update(guide_type=args.guide, network=args.network, channels=list(args.channels))
         vae = self.build_module(model_config)
         one_hot = torch.nn.functional.one_hot(data.train_y, NUM_CLASSES).to(data.train_x.dtype)
         batches = DeviceBatches(sampler, {"images": data.train_x, "labels": one_hot})
@@ -152,7 +167,13 @@ class SemiSupervisedImages(Experiment):
         )
         summary = (
             f"{split.num_labelled} labelled, {split.num_unlabelled} unlabelled, rho={rho:.4g}, "
-            f"alpha={args.alpha:.4g}, guide={args.guide}, network={args.network}, z={args.z_dim}"
+            f"alpha={args.alpha:.4g}, "
+            + (
+                f"ADGM, a={args.aux_dim}"
+                if args.model == "adgm"
+                else f"guide={args.guide}, network={args.network}"
+            )
+            + f", z={args.z_dim}"
         )
         return Setup(vae, elbo, batches, model_config, evaluate, summary, extra={"rho": rho})
 
@@ -164,6 +185,7 @@ class SemiSupervisedImages(Experiment):
         print(f"test accuracy {100 * (1 - test_error):.2f}% (error {100 * test_error:.2f}%)")
         return {
             "labels": args.labels,
+            "model": args.model,
             "guide": args.guide,
             "network": args.network,
             "rho": setup.extra["rho"],

@@ -95,6 +95,10 @@ def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
     assert default.directory(mnist_table1.ROOT, "table").name == "l600_rnatural_s0"
     assert default.settings() == "e3_rnatural"
     assert default.arguments(None) == ["--labels", "600", "--epochs", "3", "--seed", "0"]
+    adgm = mnist_table1.Run(100, "0.2", 2, 10, z_dim="50", lr="1e-3", model="adgm")
+    assert adgm.directory(mnist_table1.ROOT, "table").name == "l100_r0.2_s2_z50_lr1e-3_adgm"
+    assert adgm.settings() == "e10_r0.2_z50_lr1e-3_adgm"
+    assert adgm.arguments(None)[-2:] == ["--model", "adgm"]
 
 
 def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands):

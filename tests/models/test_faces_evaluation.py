@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from pyro_partial.distributions.lighting import direction_from_angles
-from pyro_partial_models.faces_evaluation import evaluate, predict
+from pyro_partial_models.faces_evaluation import evaluate, generative_identity, predict
+from pyro_partial_models.faces_vae import FacesVAE
 
 
 class Fixed(torch.nn.Module):
@@ -56,3 +57,33 @@ def test_mismatched_inputs_are_clear_errors():
         evaluate(predictor, x, subject[:3], light)
     with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
         predict(predictor, x, batch_size=0)
+
+
+class TemplateDecoder(torch.nn.Module):
+    """Bernoulli logits ±8 of a binary template per identity, whatever the light and style."""
+
+    def __init__(self, templates):
+        super().__init__()
+        self.templates = templates  # (38, 1, H, W) in {0, 1}
+
+    def forward(self, identity, light, z):
+        images = torch.einsum("...k,khw->...hw", identity, self.templates[:, 0])
+        return 16 * (images - 0.5).unsqueeze(-3)  # broadcast over the batch of lights and styles
+
+
+def test_the_decoders_guess_is_the_subject_whose_template_fits_best():
+    """Faces drawn as noisy templates of known subjects: the decoder's guess recovers each subject whatever
+    the (untrained) guide says, and follows the templates when they are permuted."""
+    torch.manual_seed(0)
+    vae = FacesVAE(image_shape=(1, 8, 8), z_dim=2, hidden=(8,), channels=(2, 4)).double()
+    templates = (torch.rand(38, 1, 8, 8, dtype=torch.float64) < 0.5).double()
+    vae.model.decoder = TemplateDecoder(templates)
+    subject = torch.arange(38).repeat(2)
+    flips = torch.rand(76, 1, 8, 8, dtype=torch.float64) < 0.05  # 5% of the pixels flipped
+    x = torch.where(flips, 1 - templates[subject], templates[subject])
+    assert torch.equal(generative_identity(vae, x, batch_size=30), subject)
+    permutation = torch.randperm(38)
+    vae.model.decoder = TemplateDecoder(templates[permutation])
+    assert torch.equal(permutation[generative_identity(vae, x)], subject)
+    with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
+        generative_identity(vae, x, batch_size=0)

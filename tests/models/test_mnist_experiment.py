@@ -82,6 +82,21 @@ def test_conv_paper_guide_run_and_its_figures(real_data_root, tmp_path, single_t
     assert matplotlib.image.imread(paths["analogies"]).shape[:2] == (2 * (3 * 30 + 2), 2 * (11 * 30 + 2))
 
 
+def test_adgm_run_resumes_loads_and_draws_its_figures(real_data_root, tmp_path, single_thread):
+    """``--model adgm`` trains through the same driver, resumes exactly, and its run directory rebuilds the
+    ADGM for the figures."""
+    adgm = ["--model", "adgm", "--aux-dim", "4", "--train-size", "200", "--data", str(real_data_root)]
+    straight = train([*ARGS, *adgm, "--epochs", "2", "--out", str(tmp_path / "straight")])
+    train([*ARGS, *adgm, "--epochs", "1", "--out", str(tmp_path / "resumed")])
+    resumed = train([*ARGS, *adgm, "--epochs", "2", "--resume", "--out", str(tmp_path / "resumed")])
+    assert straight["model"] == "adgm" and resumed["test_error"] == straight["test_error"]
+    config = json.loads((tmp_path / "straight" / "config.json").read_text())
+    assert config["model"]["model"] == "adgm" and config["model"]["aux_dim"] == 4
+    run = ["--run", str(tmp_path / "straight"), "--data", str(real_data_root), "--num-images", "2"]
+    paths = runner.plot(MNIST(), [*run, "--digits", "1"])
+    assert {"analogies", "reconstructions", "confusion"} <= set(paths)
+
+
 def test_resuming_with_other_model_arguments_is_a_clear_error(
     real_data_root, tmp_path, single_thread, capsys
 ):
@@ -100,6 +115,8 @@ def test_resuming_with_other_model_arguments_is_a_clear_error(
         (["--alpha", "nan"], "--alpha must be a non-negative number, got nan"),
         (["--z-dim", "0"], "--z-dim must be a positive dimension, got 0"),
         (["--rho", "1.5"], "--rho must lie in (0, 1), got 1.5"),
+        (["--model", "adgm", "--network", "conv"], "--model adgm has MLP networks only, got --network conv"),
+        (["--aux-dim", "0"], "--aux-dim must be a positive dimension, got 0"),
     ],
 )
 def test_bad_arguments_are_usage_errors(tmp_path, capsys, argv, message):

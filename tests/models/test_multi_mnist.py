@@ -41,6 +41,8 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
     vae.read_canvases = lambda canvases: perfect
     scores = evaluate(vae, data)
     assert tuple(scores) == SCORES
+    oracle = scores.pop("true_window_digit_accuracy")  # the untrained sub-model's, through the true windows
+    assert 0.0 <= oracle <= 1.0
     assert scores == {
         "count_accuracy": 1.0,
         "digit_accuracy": 1.0,
@@ -66,6 +68,32 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
     assert scores["digit_accuracy"] == pytest.approx(1 - (0 if same else 2) / n)
     assert scores["canvas_accuracy"] == pytest.approx(11 / 12)  # the canvas counted wrong
     assert scores["position_error_px"] == pytest.approx(10 / n, rel=1e-5)
+
+
+def test_true_window_accuracy_reads_through_the_true_windows():
+    """The oracle score: the sub-model reads the true windows of the true digits, whatever the guide
+    infers; a wrong read of one true digit costs 1 / (number of true digits)."""
+    data, vae, count_probs, digit_probs = true_reading()
+    wrong = Reading(
+        count_probs, torch.zeros(12, 3, 3), digit_probs.roll(1, -1), torch.zeros(12, 3, 10), data.patches
+    )
+    vae.read_canvases = lambda canvases: wrong  # the guide's own reading is all wrong
+    seen = []
+    row = int((data.counts >= 1).nonzero()[0])
+
+    def read_windows(canvases, coords):
+        seen.append(coords)
+        probs = torch.nn.functional.one_hot(data.digits.clamp(min=0), 10).float()[: len(canvases)]
+        probs[row, 0] = probs[row, 0].roll(1)  # one true digit misread
+        return probs, torch.zeros(len(canvases), 3, 10), torch.zeros(len(canvases), 3, 28, 28)
+
+    vae.guide.read_windows = read_windows
+    scores = evaluate(vae, data)
+    assert scores["matched_digit_accuracy"] == 0.0
+    assert scores["true_window_digit_accuracy"] == pytest.approx(1 - 1 / int(data.counts.sum()))
+    (coords,) = seen
+    present = torch.arange(3) < data.counts[:, None]
+    assert torch.equal(coords[present], coords_from_where(data.wheres)[present])
 
 
 def test_scores_reject_canvases_of_another_layout():

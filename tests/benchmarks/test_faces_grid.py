@@ -1,0 +1,50 @@
+"""The Yale B grids' runs and their paired summary (fabricated ``results.json`` files, nothing trained)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from benchmarks import faces_grid
+
+
+def write_results(out, seed, identity, generative=None):
+    out.mkdir(parents=True)
+    scores = {"test_identity_error": identity, "test_light_error_deg": 5.0}
+    scores["test_light_error_median_deg"] = 4.0
+    if generative is not None:
+        scores["test_generative_identity_error"] = generative
+    (out / "results.json").write_text(json.dumps({"train_seconds": 60.0, "seed": seed, **scores}))
+
+
+@pytest.fixture
+def commands(monkeypatch):
+    issued = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: issued.append(command))
+    return issued
+
+
+def test_alpha_grid_trains_each_alpha_and_the_longer_baseline(tmp_path, commands):
+    faces_grid.main(["alpha", "--alphas", "500", "--seeds", "3", "--epochs", "8", "--runs", str(tmp_path)])
+    train = [sys.executable, "-m", "pyro_partial_models.cli", "train", "faces"]
+    assert [command[: command.index("--out")] for command in commands] == [
+        [*train, "--labels-fraction", "0.2", "--alpha", "500.0", "--epochs", "8", "--seed", "3"],
+        [*train, "--labels-fraction", "0.2", "--baseline", "--epochs", "40", "--seed", "3"],
+    ]
+    outs = [command[command.index("--out") + 1] for command in commands]
+    assert outs == [str(tmp_path / "alpha" / name) for name in ("vae_a500_s3", "baseline_s3")]
+
+
+def test_summary_pairs_each_vae_seed_with_its_baseline(tmp_path):
+    grid = tmp_path / "full"
+    for seed, (vae, baseline) in enumerate([(0.10, 0.13), (0.20, 0.21), (0.30, 0.35)]):
+        write_results(grid / f"vae_e60_s{seed}", seed, vae, generative=0.5)
+        write_results(grid / f"baseline_s{seed}", seed, baseline)
+    table = faces_grid.main(["full", "--epochs", "60", "--summary-only", "--runs", str(tmp_path)])
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| ")}
+    # paired differences −3, −1, −5 points: mean −3.0, standard deviation 2.0
+    assert rows["| vae_e60"].endswith("| 50.0 ± 0.0 (n=3) | -3.0 ± 2.0 (n=3) | 60 |")
+    assert "20.0 ± 10.0 (n=3)" in rows["| vae_e60"]
+    assert rows["| baseline"].endswith("| — |  | 60 |")
+    assert (grid / "full.md").read_text() == table + "\n"
