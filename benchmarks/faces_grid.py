@@ -7,7 +7,9 @@ From the repository root:
 
 ``alpha``: 20% of the labels (``--labels-fraction``), the VAE at each ``--alphas`` (5,185 is the default
 H·W / ρ at 32x32 and the natural ρ = 380 / 1,924) for ``--epochs`` (40), the baseline for five times as
-many epochs (about as many steps). ``full``: every label, the VAE and the baseline both for ``--epochs``.
+many epochs (about as many steps); with ``--enumerate`` each α also trains with the identity summed out
+exactly (``vae_a<α>_enum``: 38 decoder passes per unlabelled face instead of one relaxed sample). ``full``:
+every label, the VAE and the baseline both for ``--epochs``.
 Each run lands in ``--runs/<grid>/<name>_s<seed>`` and is never repeated (an interrupted one is resumed).
 Prints and writes ``<grid>.md``: mean ± std over seeds of the held-out identity error and light error, the
 identity error of the VAE decoder's own guess (``test_generative_identity_error``: what the unlabelled faces
@@ -40,7 +42,11 @@ def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
     if args.grid == "alpha":
         common = ["--labels-fraction", str(args.labels_fraction)]
         epochs = ["--epochs", str(args.epochs)]
-        runs = {f"vae_a{alpha:g}": [*common, "--alpha", str(alpha), *epochs] for alpha in args.alphas}
+        runs = {}
+        for alpha in args.alphas:
+            runs[f"vae_a{alpha:g}"] = [*common, "--alpha", str(alpha), *epochs]
+            if args.enumerate:
+                runs[f"vae_a{alpha:g}_enum"] = [*common, "--alpha", str(alpha), "--enumerate", *epochs]
         runs["baseline"] = [*common, "--baseline", "--epochs", str(5 * args.epochs)]
         return runs
     common = ["--labels-fraction", "1.0", "--epochs", str(args.epochs)]
@@ -66,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--alphas", type=float, nargs="+", default=[518.5, 1555.5, 5185.0])
     parser.add_argument("--labels-fraction", type=float, default=0.2, help="alpha: labelled faces")
     parser.add_argument("--epochs", type=int, default=40, help="VAE epochs (alpha: the baseline gets 5x)")
+    parser.add_argument(
+        "--enumerate", action="store_true", help="alpha: each α also with the identity summed out exactly"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "faces_grid")
     parser.add_argument("--data", type=Path, default=None)

@@ -4,6 +4,8 @@ supervision-rate experiment, as grids of ``pyro-partial train mnist`` runs and t
     python -m benchmarks.mnist_table1 table --seeds 0 1 2 --epochs 5 --rho 0.05 --jobs 2
     python -m benchmarks.mnist_table1 rho --labels 100 600 --rhos natural 0.01 0.02 0.05 0.1 0.2 --epochs 3
     python -m benchmarks.mnist_table1 baseline --seeds 0 1 2
+    python -m benchmarks.mnist_table1 restarts --labels 100 --seeds 0 1 2 --restarts 3 --select-epochs 8 \
+        --epochs 20 --rho 0.2 --z-dim 50 --lr 1e-3
 
 Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``results.json`` exists are not
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
@@ -16,7 +18,13 @@ settings of every ``table`` run (and name its directory).
 directories, so summaries of different settings sit side by side; ``rho`` draws the error against ρ
 (``supervision_rate.png``) and writes ``supervision_rate.md``. Both report the final test error and the test
 error at the epoch of lowest validation error (model selection on the 10,000 validation images, as
-Pyro's SS-VAE example does). ``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10,
+Pyro's SS-VAE example does). ``restarts`` is model selection among restarts: for each seed's labelled subset,
+``--restarts`` runs (restart 0 is the ``table`` run of that seed; restart r > 0 has ``--seed seed + 1000 r``
+and ``--split-seed seed``) train ``--select-epochs`` epochs; the one of lowest validation error then trains on
+to ``--epochs``, and so does restart 0 when it was not chosen, so that every seed has its no-restart
+reference from the same code and machine. It writes ``restarts_<settings>.md`` (each restart's validation
+error at the choice, the chosen restart's and restart 0's final test error, their difference by seed).
+``baseline`` trains the SS-VAE's classifier network q(y|x) (784-500-10,
 softplus) on the labelled images alone (cross-entropy, Adam 1e-3, batches of 100, 60 passes over the labels,
 the same class-balanced labelled subset and the same model selection): what the labels give without the
 unlabelled images. With ``--epochs E`` the ``rho`` grid reads the first E epochs of any longer run with the
@@ -66,10 +74,13 @@ class Run:
     z_dim: str | None = None  # None: the experiment's default; otherwise as given on the command line
     lr: str | None = None
     model: str = "ssvae"
+    split_seed: int | None = None  # None: the labelled subset of ``seed``
 
     def directory(self, runs: Path, grid: str) -> Path:
-        """``l<labels>_r<rho>_s<seed>``, with ``_z<dim>`` and ``_lr<rate>`` where they are not defaults."""
-        return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{self.model_settings()}"
+        """``l<labels>_r<rho>_s<seed>``, with ``_split<seed>`` where the labelled subset is another seed's
+        and :meth:`model_settings`."""
+        split = "" if self.split_seed is None else f"_split{self.split_seed}"
+        return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{split}{self.model_settings()}"
 
     def model_settings(self) -> str:
         """``_z<dim>``, ``_lr<rate>`` and ``_<model>`` where they are not defaults (empty when none is)."""
@@ -87,6 +98,7 @@ class Run:
         args += [] if self.z_dim is None else ["--z-dim", self.z_dim]
         args += [] if self.lr is None else ["--lr", self.lr]
         args += [] if self.model == "ssvae" else ["--model", self.model]
+        args += [] if self.split_seed is None else ["--split-seed", str(self.split_seed)]
         return args + ([] if data is None else ["--data", str(data)])
 
 
@@ -178,6 +190,92 @@ def plot_table_curves(rows: dict[Run, list[dict[str, str]]], path: Path) -> None
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+RESTART_SEED_STEP = 1000
+
+
+def restart_run(args: argparse.Namespace, labels: int, seed: int, restart: int, epochs: int) -> Run:
+    """Restart ``restart`` on the labelled subset of ``seed``: restart 0 is that seed's plain run."""
+    if restart == 0:
+        return Run(labels, args.rho, seed, epochs, args.z_dim, args.lr, args.model)
+    restart_seed = seed + RESTART_SEED_STEP * restart
+    return Run(labels, args.rho, restart_seed, epochs, args.z_dim, args.lr, args.model, split_seed=seed)
+
+
+def restarts(args: argparse.Namespace) -> str:
+    """Choose among ``args.restarts`` restarts per seed by validation error after ``args.select_epochs``
+    epochs, train the chosen one and restart 0 on to ``args.epochs``; returns the markdown table."""
+    if not args.select_epochs < args.epochs:
+        raise SystemExit(f"--select-epochs {args.select_epochs} must be fewer than --epochs {args.epochs}")
+    lines = []
+    for labels in args.labels:
+        candidates = [
+            restart_run(args, labels, seed, r, args.select_epochs)
+            for seed in args.seeds
+            for r in range(args.restarts)
+        ]
+        if not args.summary_only:
+            execute(candidates, args.runs, "restarts", args.data, args.jobs)
+        choices = {}  # seed -> validation error of each restart at the choice
+        for seed in args.seeds:
+            rows = [
+                read_rows(restart_run(args, labels, seed, r, args.epochs).directory(args.runs, "restarts"))
+                for r in range(args.restarts)
+            ]
+            if all(len(run_rows) >= args.select_epochs for run_rows in rows):
+                choices[seed] = [float(run_rows[args.select_epochs - 1]["val_error"]) for run_rows in rows]
+        finals = [
+            restart_run(args, labels, seed, r, args.epochs)
+            for seed, errors in choices.items()
+            for r in sorted({0, errors.index(min(errors))})
+        ]
+        if not args.summary_only:
+            execute(finals, args.runs, "restarts", args.data, args.jobs)
+        lines += restart_table(args, labels, choices)
+    text = "\n".join(lines) + "\n"
+    out = args.runs / "restarts"
+    out.mkdir(parents=True, exist_ok=True)
+    settings = restart_run(args, args.labels[0], args.seeds[0], 0, args.epochs).settings()
+    (out / f"restarts_{settings}_k{args.restarts}_sel{args.select_epochs}.md").write_text(text)
+    return text
+
+
+def restart_table(args: argparse.Namespace, labels: int, choices: dict[int, list[float]]) -> list[str]:
+    """The ``restarts`` table of one label count from the validation errors at the choice (``choices``: seed
+    -> one per restart): a row per seed, then the means."""
+    lines = [
+        f"{labels} labels: {args.restarts} restarts per seed, chosen by validation error after "
+        f"{args.select_epochs} epochs, trained to {args.epochs}; errors in %",
+        "",
+        f"| seed | validation error at epoch {args.select_epochs}, restart 0 / 1 / ... | chosen | "
+        f"chosen: test error, epoch {args.epochs} | restart 0: test error, epoch {args.epochs} | "
+        "chosen − restart 0 (points) |",
+        "|---|---|---|---|---|---|",
+    ]
+    chosen_errors, plain_errors, differences = [], [], []
+    for seed, errors in choices.items():
+        chosen = errors.index(min(errors))
+        final = [
+            first_errors(
+                read_rows(restart_run(args, labels, seed, r, args.epochs).directory(args.runs, "restarts")),
+                args.epochs,
+            )
+            for r in (chosen, 0)
+        ]
+        cells = [f"{100 * e[0]:.2f}" if e else "—" for e in final]
+        difference = "—"
+        if all(final):
+            chosen_errors.append(final[0][0])
+            plain_errors.append(final[1][0])
+            differences.append(final[0][0] - final[1][0])
+            difference = f"{100 * differences[-1]:+.2f}"
+        validation = " / ".join(f"{100 * error:.2f}" for error in errors)
+        lines.append(f"| {seed} | {validation} | {chosen} | {cells[0]} | {cells[1]} | {difference} |")
+    lines.append(
+        f"| mean ± std | | | {percent(chosen_errors)} | {percent(plain_errors)} | {percent(differences)} |"
+    )
+    return lines + [""]
 
 
 def supervision_rate(args: argparse.Namespace) -> str:
@@ -304,7 +402,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("grid", choices=("table", "rho", "baseline"))
+    parser.add_argument("grid", choices=("table", "rho", "baseline", "restarts"))
     parser.add_argument("--labels", type=int, nargs="+", default=None)
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="table: 0 1 2; rho: 0")
     parser.add_argument("--epochs", type=int, default=None, help="table: 5; rho: 3")
@@ -312,6 +410,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--z-dim", default=None, help="table: style dimension (default: mnist's)")
     parser.add_argument("--lr", default=None, help="table: learning rate (default: mnist's)")
     parser.add_argument("--model", choices=("ssvae", "adgm"), default="ssvae", help="table: the model")
+    parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
+    parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")
     parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])
     parser.add_argument("--table-epochs", type=int, default=5, help="rho: epochs of the table grid's runs")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
@@ -322,6 +422,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.grid == "baseline":
         args.labels, args.seeds = args.labels or [100, 600, 1000, 3000], args.seeds or [0, 1, 2]
         print(baseline(args))
+    elif args.grid == "restarts":
+        args.labels, args.seeds, args.epochs = (
+            args.labels or [100],
+            args.seeds or [0, 1, 2],
+            args.epochs or 20,
+        )
+        print(restarts(args))
     elif args.grid == "table":
         args.labels, args.seeds = args.labels or [100, 600, 1000, 3000], args.seeds or [0, 1, 2]
         args.epochs = args.epochs or 5

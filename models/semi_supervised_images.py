@@ -1,7 +1,9 @@
 """The semi-supervised image experiments of Siddharth et al. (2017, §4.1): MNIST and SVHN.
 
-A class-balanced labelled subset of ``--labels`` training images is drawn once from ``--seed``; the other
-training images are unlabelled. Each epoch visits every unlabelled image once, mixed with labelled images at
+A class-balanced labelled subset of ``--labels`` training images is drawn once from ``--split-seed`` (by
+default ``--seed``); the other training images are unlabelled. With ``--split-seed`` fixed, runs of different
+``--seed`` are restarts on one labelled subset (initialisation, batch order and noise differ).
+Each epoch visits every unlabelled image once, mixed with labelled images at
 the supervision rate ``--rho`` (by default the natural rate M / (N + M)).
 :class:`~pyro_partial_models.ss_vae.SSVAE` (or, ``--model adgm``, the auxiliary-variable
 :class:`~pyro_partial_models.adgm.ADGM`) is trained with :class:`~pyro_partial.infer.SemiSupervisedELBO`:
@@ -91,6 +93,9 @@ class SemiSupervisedImages(Experiment):
         parser.add_argument("--aux-dim", type=int, default=100, help="adgm: auxiliary dimension")
         parser.add_argument("--importance-samples", type=int, default=1, help="S for the supervised term")
         parser.add_argument("--train-size", type=int, default=None, help="use the first N training images")
+        parser.add_argument(
+            "--split-seed", type=int, default=None, help="seed of the labelled subset (default: --seed)"
+        )
 
     def check_arguments(self, args: argparse.Namespace) -> list[str]:
         problems = []
@@ -115,9 +120,9 @@ class SemiSupervisedImages(Experiment):
         return problems
 
     def run_name(self, args: argparse.Namespace) -> str:
-        if args.model == "adgm":
-            return f"labels{args.labels}_adgm_seed{args.seed}"
-        return f"labels{args.labels}_{args.guide}_{args.network}_seed{args.seed}"
+        model = "adgm" if args.model == "adgm" else f"{args.guide}_{args.network}"
+        split = "" if args.split_seed is None else f"_split{args.split_seed}"
+        return f"labels{args.labels}_{model}{split}_seed{args.seed}"
 
     def load_data(self, args: argparse.Namespace) -> Splits:
         splits = self.load_splits(args)
@@ -133,7 +138,8 @@ class SemiSupervisedImages(Experiment):
         return ADGM(**config) if config.pop("model", "ssvae") == "adgm" else SSVAE(**config)
 
     def build(self, args: argparse.Namespace, data: Splits) -> Setup:
-        split = SemiSupervisedSplit(data.train_y, args.labels, seed=args.seed, num_classes=NUM_CLASSES)
+        split_seed = args.seed if args.split_seed is None else args.split_seed
+        split = SemiSupervisedSplit(data.train_y, args.labels, seed=split_seed, num_classes=NUM_CLASSES)
         sampler = SemiSupervisedBatchSampler(split, args.batch_size, rho=args.rho, seed=args.seed)
         natural = supervision_rate(1.0, split.num_labelled, split.num_unlabelled)
         rho = sampler.rho if args.rho is not None else natural
@@ -175,7 +181,9 @@ class SemiSupervisedImages(Experiment):
             )
             + f", z={args.z_dim}"
         )
-        return Setup(vae, elbo, batches, model_config, evaluate, summary, extra={"rho": rho})
+        return Setup(
+            vae, elbo, batches, model_config, evaluate, summary, extra={"rho": rho, "split_seed": split_seed}
+        )
 
     def results(
         self, args: argparse.Namespace, data: Splits, setup: Setup, history: list[dict[str, float]]
@@ -185,6 +193,7 @@ class SemiSupervisedImages(Experiment):
         print(f"test accuracy {100 * (1 - test_error):.2f}% (error {100 * test_error:.2f}%)")
         return {
             "labels": args.labels,
+            "split_seed": setup.extra["split_seed"],
             "model": args.model,
             "guide": args.guide,
             "network": args.network,

@@ -36,6 +36,26 @@ def test_alpha_grid_trains_each_alpha_and_the_longer_baseline(tmp_path, commands
     assert outs == [str(tmp_path / "alpha" / name) for name in ("vae_a500_s3", "baseline_s3")]
 
 
+def test_alpha_grid_with_enumerate_adds_the_exact_run_of_each_alpha(tmp_path, commands):
+    argv = [
+        "alpha",
+        "--alphas",
+        "500",
+        "--seeds",
+        "0",
+        "--epochs",
+        "8",
+        "--enumerate",
+        "--runs",
+        str(tmp_path),
+    ]
+    faces_grid.main(argv)
+    outs = [command[command.index("--out") + 1] for command in commands]
+    names = ("vae_a500_s0", "vae_a500_enum_s0", "baseline_s0")
+    assert outs == [str(tmp_path / "alpha" / name) for name in names]
+    assert "--enumerate" in commands[1] and "--enumerate" not in commands[0] + commands[2]
+
+
 def test_summary_pairs_each_vae_seed_with_its_baseline(tmp_path):
     grid = tmp_path / "full"
     for seed, (vae, baseline) in enumerate([(0.10, 0.13), (0.20, 0.21), (0.30, 0.35)]):

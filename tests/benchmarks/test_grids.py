@@ -2,6 +2,7 @@
 (fabricated ``results.json`` files here, so nothing is trained)."""
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,48 @@ def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands)
     assert rows[5].startswith("| 600 | — | — | — |")
     assert commands == []
     assert (runs_dir / "table1_e3_r0.2_z50_curves.png").stat().st_size > 0
+
+
+def test_mnist_restarts_choose_by_validation_error_and_train_on_the_chosen_and_restart_zero(
+    tmp_path, commands
+):
+    grid_dir = tmp_path / "restarts"
+    settings = "_z50_lr1e-3"
+    names = {  # (seed, restart) -> directory: restart r > 0 has seed + 1000 r on the seed's labelled subset
+        (seed, r): f"l100_r0.2_s{seed + 1000 * r}{'' if r == 0 else f'_split{seed}'}{settings}"
+        for seed in (0, 1)
+        for r in range(3)
+    }
+    # validation error at epoch 2 (the choice): seed 0 picks restart 2, seed 1 keeps restart 0
+    validation = {(0, 0): 0.30, (0, 1): 0.25, (0, 2): 0.20, (1, 0): 0.10, (1, 1): 0.40, (1, 2): 0.15}
+    for key, name in names.items():
+        write_mnist_run(grid_dir / name, [0.5, 0.4], [0.9, validation[key]])
+    argv = ["restarts", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "1", "--rho", "0.2"]
+    argv += ["--z-dim", "50", "--lr", "1e-3", "--restarts", "3", "--select-epochs", "2", "--epochs", "4"]
+    mnist_table1.main(argv)
+    # the six candidates are finished at 2 epochs; only the chosen and restart 0 are trained on to 4
+    trained = [command[command.index("--out") + 1] for command in commands]
+    assert trained == [str(grid_dir / names[key]) for key in ((0, 0), (0, 2), (1, 0))]
+    assert commands[1][commands[1].index("--seed") + 1] == "2000"
+    assert commands[1][commands[1].index("--split-seed") + 1] == "0"
+    assert all(command[command.index("--epochs") + 1] == "4" for command in commands)
+
+    finals = {(0, 0): 0.30, (0, 2): 0.10, (1, 0): 0.05}  # final test error after 4 epochs
+    for key, error in finals.items():
+        shutil.rmtree(grid_dir / names[key])
+        write_mnist_run(grid_dir / names[key], [0.5, 0.4, 0.3, error], [0.9, validation[key], 0.1, 0.1])
+    mnist_table1.main([*argv, "--summary-only"])
+    rows = (grid_dir / "restarts_e4_r0.2_z50_lr1e-3_k3_sel2.md").read_text().splitlines()
+    assert rows[4] == "| 0 | 30.00 / 25.00 / 20.00 | 2 | 10.00 | 30.00 | -20.00 |"
+    assert rows[5] == "| 1 | 10.00 / 40.00 / 15.00 | 0 | 5.00 | 5.00 | +0.00 |"
+    assert rows[6].startswith("| mean ± std | | | 7.50 ± 3.54 (n=2) | 17.50 ± 17.68 (n=2) | -10.00 ± 14.14")
+    assert len(commands) == 3
+
+
+def test_mnist_restarts_refuse_a_choice_after_the_last_epoch(tmp_path):
+    argv = ["restarts", "--runs", str(tmp_path), "--select-epochs", "20", "--epochs", "20", "--summary-only"]
+    with pytest.raises(SystemExit, match="--select-epochs 20 must be fewer than --epochs 20"):
+        mnist_table1.main(argv)
 
 
 def test_run_all_calls_every_job_and_raises_the_first_failure():

@@ -97,6 +97,22 @@ def test_adgm_run_resumes_loads_and_draws_its_figures(real_data_root, tmp_path, 
     assert {"analogies", "reconstructions", "confusion"} <= set(paths)
 
 
+def test_restarts_share_the_labelled_subset_of_their_split_seed(real_data_root, tmp_path):
+    """``--split-seed`` fixes the labelled subset while ``--seed`` starts another restart on it."""
+    experiment = MNIST()
+
+    def labelled_rows(*argv):
+        args = runner.parse(experiment, [*ARGS, "--data", str(real_data_root), "--out", str(tmp_path), *argv])
+        setup = experiment.build(args, experiment.load_data(args))
+        return experiment.run_name(args), setup.batches.sampler.split.labelled
+
+    plain_name, plain = labelled_rows("--seed", "0")
+    restart_name, restart = labelled_rows("--seed", "1000", "--split-seed", "0")
+    _, other = labelled_rows("--seed", "1000")
+    assert torch.equal(restart, plain) and not torch.equal(other, plain)
+    assert (plain_name, restart_name) == ("labels20_m2_mlp_seed0", "labels20_m2_mlp_split0_seed1000")
+
+
 def test_resuming_with_other_model_arguments_is_a_clear_error(
     real_data_root, tmp_path, single_thread, capsys
 ):
