@@ -28,7 +28,15 @@ from pathlib import Path
 
 import matplotlib
 
-from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+from benchmarks.grid import (
+    add_grid_arguments,
+    data_arguments,
+    finished,
+    mean_seconds,
+    mean_std,
+    run_all,
+    train_once,
+)
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -161,12 +169,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.0, 100.0])
     parser.add_argument("--eval-size", type=int, default=5_000, help="sparsity: test images scored")
     parser.add_argument("--epochs", type=int, default=None, help="independence: 4; sparsity: 10")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "decomposition_grid")
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    add_grid_arguments(parser, "decomposition_grid")
     args = parser.parse_args(argv)
-    args.data_arguments = [] if args.data is None else ["--data", str(args.data)]
+    args.data_arguments = data_arguments(args.data)
     if args.grid == "independence":
         args.epochs = args.epochs or 4
         print(independence(args))

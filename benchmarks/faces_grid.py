@@ -21,12 +21,10 @@ Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import functools
 import statistics
 from collections.abc import Sequence
-from pathlib import Path
 
-from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, train_seeds
 
 SCORES = [
     ("identity error (%)", "test_identity_error", 100),
@@ -75,23 +73,12 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument(
         "--enumerate", action="store_true", help="alpha: each α also with the identity summed out exactly"
     )
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "faces_grid")
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    add_grid_arguments(parser, "faces_grid")
     args = parser.parse_args(argv)
-    data = [] if args.data is None else ["--data", str(args.data)]
     runs = configurations(args)
     grid = args.runs / args.grid
     if not args.summary_only:
-        calls = [
-            functools.partial(
-                train_once, "faces", [*arguments, "--seed", str(seed), *data], grid / f"{name}_s{seed}"
-            )
-            for seed in args.seeds
-            for name, arguments in runs.items()
-        ]
-        run_all(calls, args.jobs)
+        train_seeds("faces", runs, args.seeds, grid, args.data, args.jobs)
     baseline = finished(grid / f"baseline_s{seed}" for seed in args.seeds)
     lines = [
         f"Yale B held-out scores ({args.grid} grid), mean ± std over seeds {args.seeds}",

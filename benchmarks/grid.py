@@ -5,6 +5,8 @@ The benchmark scripts run from the repository root as modules: ``python -m bench
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 import statistics
@@ -45,6 +47,43 @@ def run_all(jobs: Sequence[Callable[[], None]], parallel: int) -> None:
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         for future in [pool.submit(job) for job in jobs]:
             future.result()
+
+
+def add_grid_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    """The options every grid shares: ``--jobs``, ``--runs`` (default ``runs/<name>``), ``--data`` and
+    ``--summary-only``."""
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / name, help="where the runs land")
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
+    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+
+
+def data_arguments(data: Path | None) -> list[str]:
+    """``["--data", data]``, or nothing when the experiment should read ``$PYRO_PARTIAL_DATA``."""
+    return [] if data is None else ["--data", str(data)]
+
+
+def train_seeds(
+    experiment: str,
+    configurations: dict[str, list[str]],
+    seeds: Sequence[int],
+    runs: Path,
+    data: Path | None,
+    parallel: int,
+) -> None:
+    """Train each configuration (run name → ``pyro-partial train <experiment>`` arguments, without the seed)
+    at each seed in ``runs/<name>_s<seed>`` with :func:`train_once`, ``parallel`` at a time, seed by seed."""
+    calls = [
+        functools.partial(
+            train_once,
+            experiment,
+            [*arguments, "--seed", str(seed), *data_arguments(data)],
+            runs / f"{name}_s{seed}",
+        )
+        for seed in seeds
+        for name, arguments in configurations.items()
+    ]
+    run_all(calls, parallel)
 
 
 def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:

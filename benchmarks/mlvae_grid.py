@@ -16,11 +16,9 @@ statistics' 0.56 with content at or above 0.95. Data: ``--data`` or ``$PYRO_PART
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Sequence
-from pathlib import Path
 
-from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, train_seeds
 
 SCORES = [
     ("content, all digits", ("classification", "content")),
@@ -52,22 +50,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, nargs="+", default=[20])
     parser.add_argument("--no-holdout", action="store_true", help="also train on every digit")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "mlvae_grid")
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    add_grid_arguments(parser, "mlvae_grid")
     args = parser.parse_args(argv)
-    data = [] if args.data is None else ["--data", str(args.data)]
     runs = configurations(args)
     if not args.summary_only:
-        calls = [
-            functools.partial(
-                train_once, "mlvae", [*arguments, "--seed", str(seed), *data], args.runs / f"{name}_s{seed}"
-            )
-            for seed in args.seeds
-            for name, arguments in runs.items()
-        ]
-        run_all(calls, args.jobs)
+        train_seeds("mlvae", runs, args.seeds, args.runs, args.data, args.jobs)
     lines = [
         f"ML-VAE on MNIST: linear-probe accuracy, mean ± std over seeds {args.seeds}",
         "",

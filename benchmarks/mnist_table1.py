@@ -46,7 +46,15 @@ import torch
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once  # noqa: E402
+from benchmarks.grid import (  # noqa: E402
+    add_grid_arguments,
+    data_arguments,
+    finished,
+    mean_seconds,
+    mean_std,
+    run_all,
+    train_once,
+)
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
 from pyro_partial.training import MetricsCSV  # noqa: E402
@@ -99,7 +107,7 @@ class Run:
         args += [] if self.lr is None else ["--lr", self.lr]
         args += [] if self.model == "ssvae" else ["--model", self.model]
         args += [] if self.split_seed is None else ["--split-seed", str(self.split_seed)]
-        return args + ([] if data is None else ["--data", str(data)])
+        return args + data_arguments(data)
 
 
 def read_rows(out: Path) -> list[dict[str, str]]:
@@ -414,10 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")
     parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])
     parser.add_argument("--table-epochs", type=int, default=5, help="rho: epochs of the table grid's runs")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "mnist_table1")
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    add_grid_arguments(parser, "mnist_table1")
     args = parser.parse_args(argv)
     if args.grid == "baseline":
         args.labels, args.seeds = args.labels or [100, 600, 1000, 3000], args.seeds or [0, 1, 2]

@@ -24,11 +24,10 @@ Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.grid import ROOT, finished, mean_seconds, mean_std, run_all, train_once
+from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, train_seeds
 
 SCORES = [
     ("count accuracy (%)", "test_count_accuracy", 100),
@@ -96,25 +95,11 @@ def main(argv: Sequence[str] | None = None) -> str:
         "--refine-steps", type=int, default=0, help="test-time window refinement steps of every run (0: off)"
     )
     parser.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of the refinement")
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel (each on one thread)")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "multi_mnist_grid")
-    parser.add_argument("--data", type=Path, default=None)
-    parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+    add_grid_arguments(parser, "multi_mnist_grid")
     args = parser.parse_args(argv)
-    data = [] if args.data is None else ["--data", str(args.data)]
     runs = configurations(args)
     if not args.summary_only:
-        calls = [
-            functools.partial(
-                train_once,
-                "multi_mnist",
-                [*arguments, "--seed", str(seed), *data],
-                args.runs / f"{name}_s{seed}",
-            )
-            for seed in args.seeds
-            for name, arguments in runs.items()
-        ]
-        run_all(calls, args.jobs)
+        train_seeds("multi_mnist", runs, args.seeds, args.runs, args.data, args.jobs)
     lines = [
         f"Multi-MNIST test scores, mean ± std over seeds {args.seeds}",
         "",

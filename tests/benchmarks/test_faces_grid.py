@@ -1,10 +1,7 @@
 """The Yale B grids' runs and their paired summary (fabricated ``results.json`` files, nothing trained)."""
 
 import json
-import subprocess
 import sys
-
-import pytest
 
 from benchmarks import faces_grid
 
@@ -16,13 +13,6 @@ def write_results(out, seed, identity, generative=None):
     if generative is not None:
         scores["test_generative_identity_error"] = generative
     (out / "results.json").write_text(json.dumps({"train_seconds": 60.0, "seed": seed, **scores}))
-
-
-@pytest.fixture
-def commands(monkeypatch):
-    issued = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: issued.append(command))
-    return issued
 
 
 def test_alpha_grid_trains_each_alpha_and_the_longer_baseline(tmp_path, commands):

@@ -4,7 +4,6 @@
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 
 import pytest
@@ -23,14 +22,6 @@ def test_mean_std_formats_the_sample_mean_and_standard_deviation():
     values = [0.1, 0.2, 0.6]
     expected = f"{100 * statistics.fmean(values):.2f} ± {100 * statistics.stdev(values):.2f} (n=3)"
     assert grid.mean_std(values, scale=100) == expected == "30.00 ± 26.46 (n=3)"
-
-
-@pytest.fixture
-def commands(monkeypatch):
-    """The command lines ``train_once`` would run."""
-    issued = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: issued.append(command))
-    return issued
 
 
 def test_train_once_starts_resumes_and_skips(tmp_path, commands):
@@ -86,18 +77,18 @@ def write_mnist_run(out, test_errors, val_errors, seconds=100.0):
 
 def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
     run = mnist_table1.Run(100, "0.2", 1, 130, z_dim="50", lr="4.2e-4")
-    assert run.directory(mnist_table1.ROOT, "table").name == "l100_r0.2_s1_z50_lr4.2e-4"
+    assert run.directory(grid.ROOT, "table").name == "l100_r0.2_s1_z50_lr4.2e-4"
     assert run.settings() == "e130_r0.2_z50_lr4.2e-4"
     assert run.arguments(None) == [
         *("--labels", "100", "--epochs", "130", "--seed", "1"),
         *("--rho", "0.2", "--z-dim", "50", "--lr", "4.2e-4"),
     ]
     default = mnist_table1.Run(600, "natural", 0, 3)
-    assert default.directory(mnist_table1.ROOT, "table").name == "l600_rnatural_s0"
+    assert default.directory(grid.ROOT, "table").name == "l600_rnatural_s0"
     assert default.settings() == "e3_rnatural"
     assert default.arguments(None) == ["--labels", "600", "--epochs", "3", "--seed", "0"]
     adgm = mnist_table1.Run(100, "0.2", 2, 10, z_dim="50", lr="1e-3", model="adgm")
-    assert adgm.directory(mnist_table1.ROOT, "table").name == "l100_r0.2_s2_z50_lr1e-3_adgm"
+    assert adgm.directory(grid.ROOT, "table").name == "l100_r0.2_s2_z50_lr1e-3_adgm"
     assert adgm.settings() == "e10_r0.2_z50_lr1e-3_adgm"
     assert adgm.arguments(None)[-2:] == ["--model", "adgm"]
 

@@ -1,19 +1,9 @@
 """The ML-VAE grid's runs and summary (fabricated ``results.json`` files, nothing trained)."""
 
 import json
-import subprocess
 import sys
 
-import pytest
-
 from benchmarks import mlvae_grid
-
-
-@pytest.fixture
-def commands(monkeypatch):
-    issued = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: issued.append(command))
-    return issued
 
 
 def test_grid_trains_each_budget_with_and_without_held_out_digits(tmp_path, commands):

@@ -3,21 +3,9 @@ training and test-time refinement as run names and arguments, and their second s
 ``results.json`` files, so nothing is trained)."""
 
 import json
-import subprocess
 import sys
 
-import pytest
-
 from benchmarks import multi_mnist_grid
-
-
-@pytest.fixture
-def commands(monkeypatch):
-    """The command lines the grid would run."""
-    issued = []
-    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: issued.append(command))
-    return issued
-
 
 GRID = ["--labelled", "1000", "--seeds", "0", "--alpha-where", "250", "--long-epochs", "12", "--jobs", "1"]
 
