@@ -33,11 +33,11 @@ from pyro.nn import PyroModule
 from torch import nn
 
 from pyro_partial.nn import ConcatMLP, GaussianHead
-from pyro_partial_models.ss_vae import Images, placeholder_labels
+from pyro_partial_models.ss_vae import Images, SSVAEModel, placeholder_labels
 
 
-class ADGMModel(PyroModule):
-    """p(x, y, z, a) = p(z) p(y) p(x | y, z) p(a | x, y, z).
+class ADGMModel(SSVAEModel):
+    """p(x, y, z, a) = p(z) p(y) p(x | y, z) p(a | x, y, z): M2's model and the auxiliary generated last.
 
     :param decoder: ``(z (..., Z), y (..., C)) ->`` Bernoulli logits of the flattened image.
     :param auxiliary: ``(x (..., D), y (..., C), z (..., Z)) ->`` the auxiliary's ``(loc, scale)``, each
@@ -47,22 +47,16 @@ class ADGMModel(PyroModule):
     def __init__(
         self, decoder: nn.Module, auxiliary: nn.Module, images: Images, num_classes: int, z_dim: int
     ):
-        super().__init__()
-        self.decoder, self.auxiliary, self.images = decoder, auxiliary, images
-        self.num_classes, self.z_dim = num_classes, z_dim
+        super().__init__(decoder, images, num_classes, z_dim)
+        self.auxiliary = auxiliary
 
-    def forward(self, xs: torch.Tensor, ys: torch.Tensor | None = None, mask: torch.Tensor | None = None):
-        """``xs`` ``(B, C·H·W)``, ``ys`` one-hot ``(B, C)``, ``mask`` bool ``(B,)`` true where ``ys`` is a
-        label."""
-        self.images.check(xs)
-        ys, mask = placeholder_labels(xs, ys, mask, self.num_classes)
-        with pyro.plate("data", xs.shape[0]):
-            z = pyro.sample("z", dist.Normal(xs.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
-            prior = dist.OneHotCategorical(logits=xs.new_zeros(self.num_classes))
-            y = pyro.sample("y", prior, obs=ys, obs_mask=mask)
-            likelihood = dist.Bernoulli(logits=self.decoder(z, y), validate_args=False)
-            pyro.sample("x", likelihood.to_event(1), obs=xs)
-            pyro.sample("a", dist.Normal(*self.auxiliary(xs, y, z)).to_event(1))
+    def generate(
+        self, xs: torch.Tensor, ys: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """M2's sites z, y and x, then a, inside the batch's ``"data"`` plate; returns ``(y, z)``."""
+        y, z = super().generate(xs, ys, mask)
+        pyro.sample("a", dist.Normal(*self.auxiliary(xs, y, z)).to_event(1))
+        return y, z
 
 
 class ADGMGuide(PyroModule):

@@ -104,11 +104,19 @@ class SSVAEModel(PyroModule):
         self.images.check(xs)
         ys, mask = placeholder_labels(xs, ys, mask, self.num_classes)
         with pyro.plate("data", xs.shape[0]):
-            z = pyro.sample("z", dist.Normal(xs.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
-            prior = dist.OneHotCategorical(logits=xs.new_zeros(self.num_classes))
-            y = pyro.sample("y", prior, obs=ys, obs_mask=mask)
-            likelihood = dist.Bernoulli(logits=self.logits(z, y), validate_args=False)
-            pyro.sample("x", likelihood.to_event(1), obs=xs)
+            self.generate(xs, ys, mask)
+
+    def generate(
+        self, xs: torch.Tensor, ys: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sites z, y and x of a batch, inside its ``"data"`` plate; returns the values of ``(y, z)``,
+        ``(..., B, C)`` and ``(..., B, Z)`` (``...``: enumeration dimensions)."""
+        z = pyro.sample("z", dist.Normal(xs.new_zeros(()), 1.0).expand([self.z_dim]).to_event(1))
+        prior = dist.OneHotCategorical(logits=xs.new_zeros(self.num_classes))
+        y = pyro.sample("y", prior, obs=ys, obs_mask=mask)
+        likelihood = dist.Bernoulli(logits=self.logits(z, y), validate_args=False)
+        pyro.sample("x", likelihood.to_event(1), obs=xs)
+        return y, z
 
 
 class SSVAEGuide(PyroModule):
