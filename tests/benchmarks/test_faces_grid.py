@@ -16,7 +16,9 @@ def write_results(out, seed, identity, generative=None):
 
 
 def test_alpha_grid_trains_each_alpha_and_the_longer_baseline(tmp_path, commands):
-    faces_grid.main(["alpha", "--alphas", "500", "--seeds", "3", "--epochs", "8", "--runs", str(tmp_path)])
+    faces_grid.main(
+        ["alpha", "--alphas", "500", "--seeds", "3", "--epochs", "8", "--jobs", "1", "--runs", str(tmp_path)]
+    )
     train = [sys.executable, "-m", "pyro_partial_models.cli", "train", "faces"]
     assert [command[: command.index("--out")] for command in commands] == [
         [*train, "--labels-fraction", "0.2", "--alpha", "500.0", "--epochs", "8", "--seed", "3"],
@@ -36,6 +38,8 @@ def test_alpha_grid_with_enumerate_adds_the_exact_run_of_each_alpha(tmp_path, co
         "--epochs",
         "8",
         "--enumerate",
+        "--jobs",
+        "1",
         "--runs",
         str(tmp_path),
     ]

@@ -125,6 +125,7 @@ def test_mnist_restarts_choose_by_validation_error_and_train_on_the_chosen_and_r
         write_mnist_run(grid_dir / name, [0.5, 0.4], [0.9, validation[key]])
     argv = ["restarts", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "1", "--rho", "0.2"]
     argv += ["--z-dim", "50", "--lr", "1e-3", "--restarts", "3", "--select-epochs", "2", "--epochs", "4"]
+    argv += ["--jobs", "1"]  # one run at a time: the commands come in the order they are issued
     mnist_table1.main(argv)
     # the six candidates are finished at 2 epochs; only the chosen and restart 0 are trained on to 4
     trained = [command[command.index("--out") + 1] for command in commands]
