@@ -24,7 +24,7 @@ import argparse
 import statistics
 from collections.abc import Sequence
 
-from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, train_seeds
+from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, score_cells, train_seeds
 
 SCORES = [
     ("identity error (%)", "test_identity_error", 100),
@@ -90,11 +90,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     ]
     for name in runs:
         done = finished(grid / f"{name}_s{seed}" for seed in args.seeds)
-        cells = [
-            mean_std([r[key] for r in done if key in r], scale=scale, digits=1) for _, key, scale in SCORES
-        ]
         paired = "" if name == "baseline" else paired_difference(done, baseline)
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {paired} | {mean_seconds(done)} |")
+        cells = " | ".join(score_cells(done, SCORES))
+        lines.append(f"| {name} | {cells} | {paired} | {mean_seconds(done)} |")
     table = "\n".join(lines)
     grid.mkdir(parents=True, exist_ok=True)
     (grid / f"{args.grid}.md").write_text(table + "\n")

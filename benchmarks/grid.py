@@ -96,6 +96,12 @@ def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> st
     return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f} (n={len(values)})"
 
 
+def score_cells(done: Sequence[dict], columns: Sequence[tuple[str, str, float]]) -> list[str]:
+    """Mean ± std (one decimal) of each column ``(title, results key, scale)`` over the finished runs ``done``
+    that record it."""
+    return [mean_std([r[key] for r in done if key in r], scale=scale, digits=1) for _, key, scale in columns]
+
+
 def finished(outs: Iterable[Path]) -> list[dict]:
     """The ``results.json`` of each run directory in ``outs`` that has one (unfinished runs left out)."""
     paths = [out / "results.json" for out in outs]

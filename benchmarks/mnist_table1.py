@@ -211,6 +211,11 @@ def restart_run(args: argparse.Namespace, labels: int, seed: int, restart: int, 
     return Run(labels, args.rho, restart_seed, epochs, args.z_dim, args.lr, args.model, split_seed=seed)
 
 
+def chosen_restart(errors: list[float]) -> int:
+    """The restart of lowest validation error (the first of equals)."""
+    return errors.index(min(errors))
+
+
 def restarts(args: argparse.Namespace) -> str:
     """Choose among ``args.restarts`` restarts per seed by validation error after ``args.select_epochs``
     epochs, train the chosen one and restart 0 on to ``args.epochs``; returns the markdown table."""
@@ -236,7 +241,7 @@ def restarts(args: argparse.Namespace) -> str:
         finals = [
             restart_run(args, labels, seed, r, args.epochs)
             for seed, errors in choices.items()
-            for r in sorted({0, errors.index(min(errors))})
+            for r in sorted({0, chosen_restart(errors)})
         ]
         if not args.summary_only:
             execute(finals, args.runs, "restarts", args.data, args.jobs)
@@ -263,7 +268,7 @@ def restart_table(args: argparse.Namespace, labels: int, choices: dict[int, list
     ]
     chosen_errors, plain_errors, differences = [], [], []
     for seed, errors in choices.items():
-        chosen = errors.index(min(errors))
+        chosen = chosen_restart(errors)
         final = [
             first_errors(
                 read_rows(restart_run(args, labels, seed, r, args.epochs).directory(args.runs, "restarts")),

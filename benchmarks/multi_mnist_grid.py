@@ -27,7 +27,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, train_seeds
+from benchmarks.grid import add_grid_arguments, finished, mean_seconds, score_cells, train_seeds
 
 SCORES = [
     ("count accuracy (%)", "test_count_accuracy", 100),
@@ -46,11 +46,6 @@ WINDOWS = [
 ]
 """The second table's columns: the windows' share of the digit accuracy (runs without the scores show
 "—")."""
-
-
-def cells(done: list[dict], columns: list[tuple[str, str, float]]) -> list[str]:
-    """Mean ± std of each column's score over the finished runs ``done`` that record it."""
-    return [mean_std([r[key] for r in done if key in r], scale=scale, digits=1) for _, key, scale in columns]
 
 
 def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -109,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     done = {name: finished(args.runs / f"{name}_s{seed}" for seed in args.seeds) for name in runs}
     for name in runs:
         lines.append(
-            f"| {name} | " + " | ".join(cells(done[name], SCORES)) + f" | {mean_seconds(done[name])} |"
+            f"| {name} | " + " | ".join(score_cells(done[name], SCORES)) + f" | {mean_seconds(done[name])} |"
         )
     lines += [
         "",
@@ -117,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         "",
         "| run | " + " | ".join(title for title, _, _ in WINDOWS) + " |",
         "|---|" + "---|" * len(WINDOWS),
-        *(f"| {name} | " + " | ".join(cells(done[name], WINDOWS)) + " |" for name in runs),
+        *(f"| {name} | " + " | ".join(score_cells(done[name], WINDOWS)) + " |" for name in runs),
     ]
     table = "\n".join(lines)
     args.runs.mkdir(parents=True, exist_ok=True)

@@ -290,11 +290,12 @@ class MultiMNISTExperiment(Experiment):
             max_plate_nesting=1,
             split_on="mask",
         )
+        alphas = term_alphas(args)
         summary = (
             f"{split.num_labelled} labelled, {split.num_unlabelled} unlabelled training canvases, "
             f"{len(data.test)} test canvases; rho={sampler.rho:.4g}, alpha={args.alpha:.4g} "
-            f"(count {term_alphas(args)['count']:.4g}, digits {term_alphas(args)['digits']:.4g}, windows "
-            f"{term_alphas(args)['where']:.4g}); {kind}"
+            f"(count {alphas['count']:.4g}, digits {alphas['digits']:.4g}, windows {alphas['where']:.4g}); "
+            f"{kind}"
         )
         return Setup(
             vae,
