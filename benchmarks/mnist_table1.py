@@ -219,6 +219,10 @@ def chosen_restart(errors: list[float]) -> int:
 def restarts(args: argparse.Namespace) -> str:
     """Choose among ``args.restarts`` restarts per seed by validation error after ``args.select_epochs``
     epochs, train the chosen one and restart 0 on to ``args.epochs``; returns the markdown table."""
+    if args.restarts < 1 or args.select_epochs < 1:
+        raise SystemExit(
+            f"--restarts and --select-epochs must be at least 1, got {args.restarts} and {args.select_epochs}"
+        )
     if not args.select_epochs < args.epochs:
         raise SystemExit(f"--select-epochs {args.select_epochs} must be fewer than --epochs {args.epochs}")
     lines = []

@@ -115,6 +115,8 @@ class SemiSupervisedImages(Experiment):
             problems.append(f"--aux-dim must be a positive dimension, got {args.aux_dim}")
         if args.importance_samples < 1:
             problems.append(f"--importance-samples must be at least 1, got {args.importance_samples}")
+        if args.split_seed is not None and args.split_seed < 0:
+            problems.append(f"--split-seed must be a non-negative integer, got {args.split_seed}")
         if args.train_size is not None and args.train_size < 1:
             problems.append(f"--train-size must be a positive number of images, got {args.train_size}")
         return problems

@@ -152,6 +152,13 @@ def test_mnist_restarts_refuse_a_choice_after_the_last_epoch(tmp_path):
         mnist_table1.main(argv)
 
 
+@pytest.mark.parametrize("option", ["--restarts", "--select-epochs"])
+def test_mnist_restarts_refuse_no_restarts_or_no_epochs_before_the_choice(tmp_path, option):
+    argv = ["restarts", "--runs", str(tmp_path), option, "0", "--epochs", "20", "--summary-only"]
+    with pytest.raises(SystemExit, match="--restarts and --select-epochs must be at least 1"):
+        mnist_table1.main(argv)
+
+
 def test_run_all_calls_every_job_and_raises_the_first_failure():
     called = []
 

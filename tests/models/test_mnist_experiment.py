@@ -133,6 +133,7 @@ def test_resuming_with_other_model_arguments_is_a_clear_error(
         (["--rho", "1.5"], "--rho must lie in (0, 1), got 1.5"),
         (["--model", "adgm", "--network", "conv"], "--model adgm has MLP networks only, got --network conv"),
         (["--aux-dim", "0"], "--aux-dim must be a positive dimension, got 0"),
+        (["--split-seed", "-1"], "--split-seed must be a non-negative integer, got -1"),
     ],
 )
 def test_bad_arguments_are_usage_errors(tmp_path, capsys, argv, message):
