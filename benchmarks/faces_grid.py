@@ -12,7 +12,7 @@ exactly (``vae_a<α>_enum``: 38 decoder passes per unlabelled face instead of on
 every label, the VAE and the baseline both for ``--epochs``.
 Each run lands in ``--runs/<grid>/<name>_s<seed>`` and is never repeated (an interrupted one is resumed).
 Prints and writes ``<grid>.md``: mean ± std over seeds of the held-out identity error and light error, the
-identity error of the VAE decoder's own guess (``test_generative_identity_error``: what the unlabelled faces
+identity error of the VAE model's own posterior (``test_generative_identity_error``: what the unlabelled faces
 teach q(y|x)), and the VAE's identity error minus the baseline's of the same seed (negative: the VAE is
 better).
 Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
@@ -30,7 +30,7 @@ SCORES = [
     ("identity error (%)", "test_identity_error", 100),
     ("light error, mean (°)", "test_light_error_deg", 1),
     ("light error, median (°)", "test_light_error_median_deg", 1),
-    ("decoder's guess: identity error (%)", "test_generative_identity_error", 100),
+    ("model's posterior: identity error (%)", "test_generative_identity_error", 100),
 ]
 
 

@@ -1,13 +1,13 @@
 """How well a faces model infers identity and light: the identity error of q(y|x)'s most probable subject and
 the angular error, in degrees, of q(l|x)'s mode (:func:`pyro_partial.metrics.angular_error`); and, as a
-diagnosis of what the unlabelled faces can teach, the identity error of the model's own decoder
+diagnosis of what the unlabelled faces can teach, the identity error of the model's own posterior
 (:func:`generative_identity`)."""
 
 from __future__ import annotations
 
-import pyro.distributions as dist
 import torch
 
+from pyro_partial.infer import most_probable_class
 from pyro_partial.metrics import angular_error, classification_error
 from pyro_partial_models.faces_vae import FacesVAE
 
@@ -58,26 +58,23 @@ def evaluate(
 
 
 @torch.no_grad()
-def generative_identity(vae: FacesVAE, x: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
-    """The subject ``(N,)`` under which the decoder best explains each face ``x`` ``(N, 1, H, W)``:
-    argmax_y log p(x | y, l̂, ẑ), with the light at q(l|x)'s mode and the style at q(z|x)'s mean.
+def generative_identity(
+    vae: FacesVAE, x: torch.Tensor, num_particles: int = 5, batch_size: int = 100
+) -> torch.Tensor:
+    """The subject ``(N,)`` the model itself infers for each face ``x`` ``(N, 1, H, W)``: argmax_y of its
+    posterior p(y|x) ∝ p(y) ∫ p(x | y, l, z) p(l) p(z), each evidence estimated with ``num_particles``
+    draws of q(l|x) q(z|x) (:func:`pyro_partial.infer.log_evidence.class_log_posterior`).
 
     On an unlabelled face the objective is maximised over q(y|x) by
-    q*(y|x) ∝ p(y) exp E_q(l,z|x)[log p(x | y, l, z)] (the guide's q(l|x) q(z|x) do not depend on y; p(y) is
-    uniform), so this plug-in of the expectation is the classifier the unlabelled term pulls q(y|x) towards.
-    If it is no better than q(y|x), the unlabelled faces cannot improve the identity. Computed in chunks of
-    ``batch_size`` on the model's device and dtype, returned on ``x``'s device.
+    q*(y|x) ∝ p(y) exp E_q(l,z|x)[log p(x | y, l, z)] (the guide's q(l|x) q(z|x) do not depend on y): this
+    posterior with each identity's evidence replaced by its bound, the classifier the unlabelled term pulls
+    q(y|x) towards. If the model's posterior is no better than q(y|x), the unlabelled faces cannot improve
+    the identity. Computed in chunks of ``batch_size`` on the model's device and dtype, returned on ``x``'s
+    device.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
     parameter = next(vae.parameters())
     identities = torch.eye(vae.num_identities, dtype=parameter.dtype, device=parameter.device)
-    chunks = []
-    for i in range(0, len(x), batch_size):
-        xs = x[i : i + batch_size].to(parameter)
-        posterior = vae.encode(xs)
-        light = dist.ProjectedNormal(posterior.light_concentration).mode
-        logits = vae.model.decoder(identities[:, None], light, posterior.z_loc)  # (38, B, 1, H, W)
-        log_likelihood = dist.Bernoulli(logits=logits, validate_args=False).log_prob(xs).flatten(2).sum(-1)
-        chunks.append(log_likelihood.argmax(0).to(x.device))
-    return torch.cat(chunks)
+    index = most_probable_class(
+        vae.model, vae.guide, "identity", identities, x.to(parameter), num_particles, batch_size
+    )
+    return index.to(x.device)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSupervisedSplit
-from pyro_partial.infer import SemiSupervisedELBO, supervision_rate
+from pyro_partial.infer import SemiSupervisedELBO, most_probable_class, supervision_rate
 from pyro_partial.metrics import confusion_counts, largest_confusion
 from pyro_partial.plots import plot_confusion_matrix, plot_learning_curves, write_figures
 from pyro_partial.training import DeviceBatches, Experiment, Setup
@@ -249,6 +249,22 @@ def predict(vae: SSVAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor
     weight = next(vae.parameters())
     chunks = (x[i : i + batch_size].to(weight.device, weight.dtype) for i in range(0, len(x), batch_size))
     return torch.cat([vae.classify(chunk).to(x.device) for chunk in chunks])
+
+
+@torch.no_grad()
+def model_posterior_predict(
+    vae: SSVAE | ADGM, x: torch.Tensor, num_particles: int = 10, batch_size: int = 500
+) -> torch.Tensor:
+    """The model's own most probable class ``(N,)`` for flattened images ``x`` ``(N, C·H·W)``: argmax_y of
+    p(y|x) ∝ p(y) ∫ p(x, z | y) dz (and the auxiliary variable, for the ADGM), each class's evidence
+    estimated with ``num_particles`` draws of the guide's other latent variables given that class
+    (:func:`pyro_partial.infer.log_evidence.most_probable_class`). Where it is no better than q(y|x), the
+    errors lie in the generative model itself, not in the classifier network. Computed in chunks of
+    ``batch_size`` on the module's device and dtype, returned on ``x``'s device."""
+    weight = next(vae.parameters())
+    classes = torch.eye(vae.num_classes, dtype=weight.dtype, device=weight.device)
+    index = most_probable_class(vae.model, vae.guide, "y", classes, x.to(weight), num_particles, batch_size)
+    return index.to(x.device)
 
 
 def error(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:

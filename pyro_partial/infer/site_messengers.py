@@ -6,6 +6,8 @@ change: :class:`ValidatePartialSites` checks the labels, :class:`IntegrateUnlabe
 unlabelled half of a site is integrated (enumerated, relaxed or sampled), :class:`ClampLabels` fixes it to
 the labels for a supervised term, :class:`FixLatents` runs a model without sampling (to find its masks),
 and :class:`ReplaySubsamples` makes every pass of one step see the same subsample of a subsampling plate.
+:class:`ObserveLatents` observes latent sites at given values, for the evidence estimates of
+:mod:`pyro_partial.infer.log_evidence`.
 """
 
 from __future__ import annotations
@@ -268,6 +270,38 @@ def fixed_value(fn) -> torch.Tensor:
     return biject_to(fn.support)(torch.zeros_like(mean))
 
 
+class ObserveLatents(Messenger):
+    """Observes latent sites at given values: ``values[name]`` becomes the observed value of the site
+    ``name``, or of ``{name}_unobserved`` for a partially observed site (its unlabelled entries; labelled
+    entries keep their labels, and the merge ``{name}`` follows). Under it a model scores the value and a
+    guide no longer draws it, so that a (model, guide) pair estimates the evidence of the data *and* the
+    values.
+
+    :param values: ``{site: value}``, each value broadcastable to the site's ``batch_shape + event_shape``.
+    """
+
+    def __init__(self, values: Mapping[str, torch.Tensor]):
+        super().__init__()
+        self.values = dict(values)
+
+    def _pyro_sample(self, msg: dict) -> None:
+        if msg["is_observed"]:
+            return
+        name = base_name(msg["name"], UNOBSERVED_SUFFIX) or msg["name"]
+        if name not in self.values:
+            return
+        value, fn = self.values[name], msg["fn"]
+        shape = fn.batch_shape + fn.event_shape
+        try:
+            msg["value"] = value.expand(torch.broadcast_shapes(value.shape, shape))
+        except RuntimeError:
+            raise ValueError(
+                f"site {name!r}: the value to observe has shape {tuple(value.shape)}, expected one "
+                f"broadcastable to the site's batch shape + event shape {tuple(shape)}"
+            ) from None
+        msg["is_observed"] = True
+
+
 class ReplaySubsamples(Messenger):
     """Every subsampling plate draws its subsample once per instance and replays it afterwards, so the
     passes of one step (and model and guide) see the same rows."""
@@ -298,6 +332,7 @@ __all__ = [
     "ClampLabels",
     "FixLatents",
     "IntegrateUnlabelled",
+    "ObserveLatents",
     "PositiveRelaxedOneHotCategorical",
     "ReplaySubsamples",
     "ValidatePartialSites",

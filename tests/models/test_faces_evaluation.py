@@ -81,9 +81,11 @@ def test_the_decoders_guess_is_the_subject_whose_template_fits_best():
     subject = torch.arange(38).repeat(2)
     flips = torch.rand(76, 1, 8, 8, dtype=torch.float64) < 0.05  # 5% of the pixels flipped
     x = torch.where(flips, 1 - templates[subject], templates[subject])
-    assert torch.equal(generative_identity(vae, x, batch_size=30), subject)
+    assert torch.equal(generative_identity(vae, x, num_particles=2, batch_size=30), subject)
     permutation = torch.randperm(38)
     vae.model.decoder = TemplateDecoder(templates[permutation])
     assert torch.equal(permutation[generative_identity(vae, x)], subject)
     with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
         generative_identity(vae, x, batch_size=0)
+    with pytest.raises(ValueError, match="num_particles must be positive, got 0"):
+        generative_identity(vae, x, num_particles=0)

@@ -1,0 +1,118 @@
+"""Rescore trained runs with the model's own posterior: is q(y|x) wrong, or the generative model itself?
+
+For each run directory (``pyro-partial train mnist`` / ``svhn`` of either model, or ``faces`` of the VAE),
+the held-out test images are classified twice: by q(y|x)'s most probable class and by the model's posterior
+argmax_y p(y|x), each class's evidence estimated with ``--particles`` importance samples of the guide's other
+latent variables (:func:`pyro_partial.infer.log_evidence.most_probable_class`). When the model's posterior is
+far better, the classifier network is what fails (the unlabelled term could still teach it); when both err
+alike, the errors are in the generative model itself, and no change to the classifier will remove them.
+From the repository root:
+
+    python -m benchmarks.model_posterior --particles 10 --runs runs/mnist_table1/restarts/l100_*
+
+Each run's scores are kept in ``<run>/model_posterior_k<K>_s<seed>.json`` and not recomputed; the table
+(error of each, its largest confusion, seconds) is printed and written to ``--out``.
+Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import pyro
+import torch
+
+from pyro_partial.data.paths import data_root
+from pyro_partial.metrics import classification_error, confusion_counts, largest_confusion
+from pyro_partial.training import runner
+from pyro_partial.training.records import command_line, write_results
+from pyro_partial_models.cli import experiment
+from pyro_partial_models.faces_data import load_faces
+from pyro_partial_models.faces_evaluation import generative_identity
+from pyro_partial_models.semi_supervised_images import model_posterior_predict, predict
+
+IMAGE_EXPERIMENTS = ("mnist", "svhn")
+
+
+def classify(run: Path, data: Path | None, particles: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The test labels ``(N,)``, q(y|x)'s classes and the model posterior's classes for a run."""
+    name = json.loads((run / "config.json").read_text()).get("experiment")
+    if name not in (*IMAGE_EXPERIMENTS, "faces"):
+        raise ValueError(f"{run}: a {name!r} run; expected one of {(*IMAGE_EXPERIMENTS, 'faces')}")
+    image_experiment = experiment(name)
+    module, config = runner.load_trained(image_experiment, run)
+    if name in IMAGE_EXPERIMENTS:
+        x, y = image_experiment.load_test(data, download=False)
+        return y, predict(module, x), model_posterior_predict(module, x, particles)
+    arguments = config["arguments"]
+    if arguments["baseline"]:
+        raise ValueError(f"{run}: a run of the faces baseline, which has no generative model")
+    faces = load_faces(data, arguments["size"], arguments["test_fraction"], arguments["split_seed"])
+    x, y = faces.test_x, faces.test_subject
+    return y, module.predict(x)[0], generative_identity(module, x, particles)
+
+
+def score(run: Path, data: Path | None, particles: int, seed: int) -> dict:
+    """The run's cached scores, computed (and cached) when missing."""
+    path = run / f"model_posterior_k{particles}_s{seed}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    pyro.set_rng_seed(seed)
+    start = time.perf_counter()
+    labels, guide_classes, model_classes = classify(run, data, particles)
+    num_classes = int(labels.max()) + 1
+    record = {"run": str(run), "particles": particles}
+    for key, classes in (("guide", guide_classes), ("model", model_classes)):
+        counts = confusion_counts(classes, labels, num_classes)
+        true, predicted = largest_confusion(counts)
+        record[f"{key}_error"] = classification_error(classes, labels)
+        record[f"{key}_largest_confusion"] = [true, predicted, int(counts[true, predicted])]
+    record["seconds"] = time.perf_counter() - start
+    return write_results(path, record, seed)
+
+
+def table(records: list[dict]) -> str:
+    """The Markdown table of the scored runs."""
+    lines = [
+        "| run | q(y\\|x): error (%) | model's posterior: error (%) | q's largest confusion "
+        "| model's largest confusion | seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        confusions = ["{} → {} ({})".format(*r[f"{key}_largest_confusion"]) for key in ("guide", "model")]
+        lines.append(
+            f"| {Path(r['run']).name} | {100 * r['guide_error']:.2f} | {100 * r['model_error']:.2f} | "
+            f"{confusions[0]} | {confusions[1]} | {r['seconds']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    parser.add_argument("--particles", type=int, default=10, help="importance samples per class (K)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
+    parser.add_argument("--out", type=Path, default=Path("runs/model_posterior.md"), help="Markdown table")
+    args = parser.parse_args(argv)
+    if args.particles < 1:
+        parser.error(f"--particles must be positive, got {args.particles}")
+    missing = [str(run) for run in args.runs if not (run / "results.json").is_file()]
+    if missing:
+        parser.error(f"not finished runs (no results.json): {', '.join(missing)}")
+    data = data_root(args.data)
+    records = [score(run, data, args.particles, args.seed) for run in args.runs]
+    text = table(records)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(args.out.with_suffix(".json"), {"records": records}, args.seed)
+    args.out.write_text(f"`{command_line()}`\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,157 @@
+r"""Importance-weighted estimates of each row's evidence, and the class posterior they give.
+
+For a model :math:`p(x, z)` and a guide :math:`q(z|x)` whose latent variables all sit in the rows of a
+``"data"`` plate, :func:`row_log_evidence` estimates, row by row,
+
+.. math::
+
+    \log p(x) \approx \log \frac{1}{K} \sum_{k=1}^K \frac{p(x, z_k)}{q(z_k|x)}, \qquad z_k \sim q(z|x),
+
+the bound of Burda et al. (2016, eq. 8): below :math:`\log p(x)` in expectation, tighter as :math:`K`
+grows, exact for any :math:`K` when the guide is the posterior. Partially observed sites
+(``pyro.sample(..., obs=y, obs_mask=m)``) count as Pyro scores them: labelled entries as observations,
+unlabelled ones as latent variables drawn from the guide.
+
+:func:`class_log_posterior` observes one latent site at each of :math:`C` candidate values :math:`y_c` and
+normalises those evidences,
+
+.. math::
+
+    \log p(y_c | x) \approx \log \hat p(x, y_c) - \log \sum_{c'} \hat p(x, y_{c'}),
+
+the model's own classifier (Bayes' rule on its joint density), with the guide as the proposal for every
+other latent variable: in Kingma et al.'s M2, :math:`q(z|x, y_c)`; :func:`most_probable_class` takes its
+argmax over a data set, chunk by chunk. Both are ordinary Pyro: the traces come
+from ``poutine.trace`` and ``poutine.replay``, the masked, scaled densities from
+:meth:`~pyro.poutine.Trace.compute_log_prob`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from pyro import poutine
+from pyro.poutine.trace_struct import Trace
+from pyro.poutine.util import site_is_subsample
+
+from pyro_partial.infer.pyro_internals import is_deterministic
+from pyro_partial.infer.site_messengers import ObserveLatents
+
+
+def row_log_evidence(
+    model: Callable,
+    guide: Callable,
+    *args,
+    num_particles: int = 1,
+    plate: str = "data",
+    observe: dict[str, torch.Tensor] | None = None,
+    **kwargs,
+) -> torch.Tensor:
+    r"""The importance-weighted estimate of :math:`\log p(x)` of each row of ``plate``, shape ``(B,)``.
+
+    :param model: the Pyro model, called as ``model(*args, **kwargs)``.
+    :param guide: its guide, called with the same arguments; every latent site of both must lie in
+        ``plate``.
+    :param num_particles: :math:`K`, the number of guide draws per row (drawn one after another).
+    :param plate: the name of the plate whose rows are the observations.
+    :param observe: optional ``{site: value}`` of latent sites to observe, in model and guide
+        (:class:`~pyro_partial.infer.site_messengers.ObserveLatents`): the estimate is then of
+        :math:`\log p(x, \text{values})`.
+
+    The value is differentiable; its gradient is that of the importance-weighted bound when every guide
+    draw is reparameterised (a discrete draw gets no score-function term).
+    """
+    if num_particles < 1:
+        raise ValueError(f"num_particles must be positive, got {num_particles}")
+    if observe:
+        model, guide = ObserveLatents(observe)(model), ObserveLatents(observe)(guide)
+    log_weights = []
+    for _ in range(num_particles):
+        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(*args, **kwargs)
+        log_p = _sum_to_rows(model_trace, plate, latent_only=False)
+        if log_p.dim() != 1:
+            raise ValueError(f"the model has no sample sites in the plate {plate!r}")
+        log_weights.append(log_p - _sum_to_rows(guide_trace, plate, latent_only=True))
+    return torch.stack(log_weights).logsumexp(0) - math.log(num_particles)
+
+
+def class_log_posterior(
+    model: Callable,
+    guide: Callable,
+    site: str,
+    values: torch.Tensor,
+    *args,
+    num_particles: int = 1,
+    plate: str = "data",
+    **kwargs,
+) -> torch.Tensor:
+    r""":math:`\log p(y_c | x)` of each row, shape ``(B, C)``: the site ``site`` observed at each of the
+    ``C`` candidate ``values`` in turn (shape ``(C,) + event_shape``, e.g. ``torch.eye(C)`` for a one-hot
+    site), each evidence estimated by :func:`row_log_evidence` with ``num_particles`` draws, and normalised
+    over the candidates. The remaining arguments are the model's and guide's; ``site`` should be unlabelled
+    in them (a labelled entry keeps its label, whatever the candidate)."""
+    if values.dim() < 1 or len(values) < 2:
+        raise ValueError(
+            f"values must hold C >= 2 candidate values of site {site!r} along dim 0, got shape "
+            f"{tuple(values.shape)}"
+        )
+    evidences = [
+        row_log_evidence(
+            model, guide, *args, num_particles=num_particles, plate=plate, observe={site: value}, **kwargs
+        )
+        for value in values
+    ]
+    return torch.stack(evidences, -1).log_softmax(-1)
+
+
+def most_probable_class(
+    model: Callable,
+    guide: Callable,
+    site: str,
+    values: torch.Tensor,
+    xs: torch.Tensor,
+    num_particles: int = 1,
+    batch_size: int = 500,
+    plate: str = "data",
+) -> torch.Tensor:
+    """The index ``(N,)`` of the most probable of the candidate ``values`` of ``site`` for each of the ``N``
+    rows of ``xs``, under :func:`class_log_posterior`, for a model and guide called as ``model(xs)`` on
+    chunks of ``batch_size`` rows (so that memory stays bounded), returned on ``xs``'s device."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    chunks = []
+    for start in range(0, len(xs), batch_size):
+        rows = xs[start : start + batch_size]
+        log_posterior = class_log_posterior(
+            model, guide, site, values, rows, num_particles=num_particles, plate=plate
+        )
+        chunks.append(log_posterior.argmax(-1).to(xs.device))
+    return torch.cat(chunks)
+
+
+def _sum_to_rows(trace: Trace, plate: str, latent_only: bool) -> torch.Tensor:
+    """Sum the log-densities of a trace's sample sites (its latent ones only, for a guide) to one value per
+    row of ``plate``, shape ``(B,)`` (a scalar 0 when there are none)."""
+    trace.compute_log_prob()
+    total = torch.zeros(())
+    for name, site in trace.nodes.items():
+        if site["type"] != "sample" or site_is_subsample(site) or is_deterministic(site):
+            continue
+        if latent_only and site["is_observed"]:
+            continue
+        frames = [f for f in site["cond_indep_stack"] if f.vectorized and f.name == plate]
+        if not frames:
+            raise ValueError(
+                f"site {name!r} is outside the plate {plate!r}: a per-row evidence needs every sample site "
+                f"in the rows of {plate!r} (pass plate= to name the rows' plate)"
+            )
+        frame = frames[0]
+        log_prob = site["log_prob"]
+        log_prob = log_prob.reshape((1,) * max(0, -frame.dim - log_prob.dim()) + tuple(log_prob.shape))
+        other_dims = [d for d in range(-log_prob.dim(), 0) if d != frame.dim]
+        per_row = log_prob.sum(other_dims) if other_dims else log_prob
+        total = total + per_row.expand(frame.size)
+    return total
