@@ -9,7 +9,8 @@ From the repository root:
 H·W / ρ at 32x32 and the natural ρ = 380 / 1,924) for ``--epochs`` (40), the baseline for five times as
 many epochs (about as many steps); with ``--enumerate`` each α also trains with the identity summed out
 exactly (``vae_a<α>_enum``: 38 decoder passes per unlabelled face instead of one relaxed sample). ``full``:
-every label, the VAE and the baseline both for ``--epochs``.
+every label, the VAE and the baseline both for ``--epochs``. ``--size`` resizes the faces (default 32x32;
+other sizes end every run name in ``_size<N>``).
 Each run lands in ``--runs/<grid>/<name>_s<seed>`` and is never repeated (an interrupted one is resumed).
 Prints and writes ``<grid>.md``: mean ± std over seeds of the held-out identity error and light error, the
 identity error of the VAE model's own posterior (``test_generative_identity_error``: what the unlabelled faces
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 
 from benchmarks.grid import add_grid_arguments, finished, mean_seconds, mean_std, score_cells, train_seeds
 
+DEFAULT_SIZE = 32
 SCORES = [
     ("identity error (%)", "test_identity_error", 100),
     ("light error, mean (°)", "test_light_error_deg", 1),
@@ -36,7 +38,7 @@ SCORES = [
 
 def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
     """Run name → ``pyro-partial train faces`` arguments (without the seed); the baseline is named
-    ``baseline``."""
+    ``baseline`` (each name ends in ``_size<N>`` when ``--size`` is not the default 32)."""
     if args.grid == "alpha":
         common = ["--labels-fraction", str(args.labels_fraction)]
         epochs = ["--epochs", str(args.epochs)]
@@ -46,9 +48,19 @@ def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
             if args.enumerate:
                 runs[f"vae_a{alpha:g}_enum"] = [*common, "--alpha", str(alpha), "--enumerate", *epochs]
         runs["baseline"] = [*common, "--baseline", "--epochs", str(5 * args.epochs)]
+    else:
+        common = ["--labels-fraction", "1.0", "--epochs", str(args.epochs)]
+        runs = {f"vae_e{args.epochs}": common, "baseline": [*common, "--baseline"]}
+    if args.size == DEFAULT_SIZE:
         return runs
-    common = ["--labels-fraction", "1.0", "--epochs", str(args.epochs)]
-    return {f"vae_e{args.epochs}": common, "baseline": [*common, "--baseline"]}
+    return {
+        f"{name}_size{args.size}": [*arguments, "--size", str(args.size)] for name, arguments in runs.items()
+    }
+
+
+def baseline_name(args: argparse.Namespace) -> str:
+    """The name of the grid's baseline run (without the seed)."""
+    return "baseline" if args.size == DEFAULT_SIZE else f"baseline_size{args.size}"
 
 
 def paired_difference(vae: Sequence[dict], baseline: Sequence[dict]) -> str:
@@ -73,13 +85,14 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument(
         "--enumerate", action="store_true", help="alpha: each α also with the identity summed out exactly"
     )
+    parser.add_argument("--size", type=int, default=DEFAULT_SIZE, help="faces resized to SIZE x SIZE")
     add_grid_arguments(parser, "faces_grid")
     args = parser.parse_args(argv)
     runs = configurations(args)
     grid = args.runs / args.grid
     if not args.summary_only:
         train_seeds("faces", runs, args.seeds, grid, args.data, args.jobs)
-    baseline = finished(grid / f"baseline_s{seed}" for seed in args.seeds)
+    baseline = finished(grid / f"{baseline_name(args)}_s{seed}" for seed in args.seeds)
     lines = [
         f"Yale B held-out scores ({args.grid} grid), mean ± std over seeds {args.seeds}",
         "",
@@ -90,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     ]
     for name in runs:
         done = finished(grid / f"{name}_s{seed}" for seed in args.seeds)
-        paired = "" if name == "baseline" else paired_difference(done, baseline)
+        paired = "" if name == baseline_name(args) else paired_difference(done, baseline)
         cells = " | ".join(score_cells(done, SCORES))
         lines.append(f"| {name} | {cells} | {paired} | {mean_seconds(done)} |")
     table = "\n".join(lines)

@@ -99,9 +99,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
     parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
     parser.add_argument("--out", type=Path, default=Path("runs/model_posterior.md"), help="Markdown table")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
-    if args.particles < 1:
-        parser.error(f"--particles must be positive, got {args.particles}")
+    for option in ("particles", "threads"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option} must be positive, got {getattr(args, option)}")
+    torch.set_num_threads(args.threads)
     missing = [str(run) for run in args.runs if not (run / "results.json").is_file()]
     if missing:
         parser.error(f"not finished runs (no results.json): {', '.join(missing)}")

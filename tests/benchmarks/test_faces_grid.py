@@ -7,7 +7,7 @@ from benchmarks import faces_grid
 
 
 def write_results(out, seed, identity, generative=None):
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     scores = {"test_identity_error": identity, "test_light_error_deg": 5.0}
     scores["test_light_error_median_deg"] = 4.0
     if generative is not None:
@@ -62,3 +62,16 @@ def test_summary_pairs_each_vae_seed_with_its_baseline(tmp_path):
     assert "20.0 ± 10.0 (n=3)" in rows["| vae_e60"]
     assert rows["| baseline"].endswith("| — |  | 60 |")
     assert (grid / "full.md").read_text() == table + "\n"
+
+
+def test_another_size_names_and_pairs_its_own_runs(tmp_path, commands):
+    argv = ["full", "--epochs", "5", "--size", "48", "--seeds", "1", "--jobs", "1", "--runs", str(tmp_path)]
+    faces_grid.main(argv)
+    outs = [command[command.index("--out") + 1] for command in commands]
+    assert outs == [str(tmp_path / "full" / name) for name in ("vae_e5_size48_s1", "baseline_size48_s1")]
+    assert all(command[command.index("--size") + 1] == "48" for command in commands)
+    write_results(tmp_path / "full" / "vae_e5_size48_s1", 1, 0.10, generative=0.05)
+    write_results(tmp_path / "full" / "baseline_size48_s1", 1, 0.15)
+    table = faces_grid.main([*argv, "--summary-only"])
+    row = next(line for line in table.splitlines() if line.startswith("| vae_e5_size48 "))
+    assert row.split(" | ")[-2] == "-5.0 (n=1)"
