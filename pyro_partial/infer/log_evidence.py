@@ -28,6 +28,7 @@ from ``poutine.trace`` and ``poutine.replay``, the masked, scaled densities from
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
@@ -36,7 +37,7 @@ from pyro import poutine
 from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 
-from pyro_partial.infer.pyro_internals import is_deterministic
+from pyro_partial.infer.pyro_internals import is_deterministic, preserved_rng_state
 from pyro_partial.infer.site_messengers import ObserveLatents
 
 
@@ -92,18 +93,27 @@ def class_log_posterior(
     ``C`` candidate ``values`` in turn (shape ``(C,) + event_shape``, e.g. ``torch.eye(C)`` for a one-hot
     site), each evidence estimated by :func:`row_log_evidence` with ``num_particles`` draws, and normalised
     over the candidates. The remaining arguments are the model's and guide's; ``site`` should be unlabelled
-    in them (a labelled entry keeps its label, whatever the candidate)."""
+    in them (a labelled entry keeps its label, whatever the candidate).
+
+    The candidates share their random numbers (common random numbers): each is estimated from the same
+    random state, so where the guide's other draws do not depend on the candidate (a guide
+    :math:`q(y|x)\,q(z|x)`) every candidate is scored on the very same draws, and where they do (M2's
+    :math:`q(z|x, y)`) on the same reparameterisation noise. The evidences' differences, which decide the
+    posterior, then carry far less sampling noise than independent draws would give them."""
     if values.dim() < 1 or len(values) < 2:
         raise ValueError(
             f"values must hold C >= 2 candidate values of site {site!r} along dim 0, got shape "
             f"{tuple(values.shape)}"
         )
-    evidences = [
-        row_log_evidence(
-            model, guide, *args, num_particles=num_particles, plate=plate, observe={site: value}, **kwargs
-        )
-        for value in values
-    ]
+    evidences = []
+    for index, value in enumerate(values):
+        # every candidate but the last starts from the same random state and leaves it unchanged
+        same_draws = preserved_rng_state() if index < len(values) - 1 else contextlib.nullcontext()
+        with same_draws:
+            evidence = row_log_evidence(
+                model, guide, *args, num_particles=num_particles, plate=plate, observe={site: value}, **kwargs
+            )
+        evidences.append(evidence)
     return torch.stack(evidences, -1).log_softmax(-1)
 
 

@@ -152,3 +152,32 @@ def test_a_global_latent_is_refused_by_name():
 
     with pytest.raises(ValueError, match="site 'loc' is outside the plate 'data'"):
         row_log_evidence(model, guide, XS)
+
+
+def unused_label_model(xs, ys, mask):
+    """y ~ Cat(PRIOR) never reaches x: p(y|x) is the prior."""
+    with pyro.plate("data", len(xs)):
+        pyro.sample("y", dist.Categorical(torch.tensor(PRIOR, dtype=xs.dtype)), obs=ys, obs_mask=mask)
+        z = pyro.sample("z", dist.Normal(torch.zeros_like(xs), 1.0))
+        pyro.sample("x", dist.Normal(z, 1.0), obs=xs)
+
+
+def unused_label_guide(xs, ys, mask):
+    """q(y|x) q(z|x) with q(z|x) far from the posterior, so that each draw's weight is noisy."""
+    with pyro.plate("data", len(xs)):
+        logits = torch.zeros(len(xs), 3, dtype=xs.dtype)
+        pyro.sample("y", dist.Categorical(logits=logits), obs=ys, obs_mask=mask)
+        pyro.sample("z", dist.Normal(torch.zeros_like(xs), 3.0))
+
+
+def test_candidates_share_their_draws():
+    """The candidates are scored on the same draws of q(z|x): a label that does not reach x gets exactly its
+    prior, whatever the noise of the evidence (independent draws would not), and the random state still
+    moves on between calls."""
+    unlabelled, placeholder = torch.zeros(5, dtype=torch.bool), torch.zeros(5, dtype=torch.long)
+    arguments = (unused_label_model, unused_label_guide, "y", torch.arange(3), XS, placeholder, unlabelled)
+    posterior = class_log_posterior(*arguments, num_particles=2)
+    prior = torch.tensor(PRIOR, dtype=torch.float64).log().expand(5, 3)
+    torch.testing.assert_close(posterior, prior, rtol=0, atol=1e-12)
+    evidence = [row_log_evidence(*arguments[:2], *arguments[4:], num_particles=2) for _ in range(2)]
+    assert not torch.equal(*evidence)
