@@ -59,7 +59,7 @@ def evaluate(
 
 @torch.no_grad()
 def generative_identity(
-    vae: FacesVAE, x: torch.Tensor, num_particles: int = 5, batch_size: int = 100
+    vae: FacesVAE, x: torch.Tensor, num_particles: int = 20, batch_size: int = 500
 ) -> torch.Tensor:
     """The subject ``(N,)`` the model itself infers for each face ``x`` ``(N, 1, H, W)``: argmax_y of its
     posterior p(y|x) ∝ p(y) ∫ p(x | y, l, z) p(l) p(z), each evidence estimated with ``num_particles``
