@@ -10,14 +10,16 @@ From the repository root:
 
     python -m benchmarks.model_posterior --particles 10 --runs runs/mnist_table1/restarts/l100_*
 
-Each run's scores are kept in ``<run>/model_posterior_k<K>_s<seed>.json`` and not recomputed; the table
-(error of each, its largest confusion, seconds) is printed and written to ``--out``.
+Each run's scores are kept in ``<run>/model_posterior_k<K>_s<seed>.json`` and recomputed only once the run
+has trained on (its ``results.json`` changed); the table (error of each, its largest confusion, seconds) is
+printed and written to ``--out``.
 Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -56,15 +58,19 @@ def classify(run: Path, data: Path | None, particles: int) -> tuple[torch.Tensor
 
 
 def score(run: Path, data: Path | None, particles: int, seed: int) -> dict:
-    """The run's cached scores, computed (and cached) when missing."""
+    """The run's cached scores, computed (and cached) when missing or when the run has trained on since
+    (its ``results.json`` changed)."""
     path = run / f"model_posterior_k{particles}_s{seed}.json"
+    trained = hashlib.sha256((run / "results.json").read_bytes()).hexdigest()
     if path.is_file():
-        return json.loads(path.read_text())
+        record = json.loads(path.read_text())
+        if record.get("results_sha256") == trained:
+            return record
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
     labels, guide_classes, model_classes = classify(run, data, particles)
     num_classes = int(labels.max()) + 1
-    record = {"run": str(run), "particles": particles}
+    record = {"run": str(run), "particles": particles, "results_sha256": trained}
     for key, classes in (("guide", guide_classes), ("model", model_classes)):
         counts = confusion_counts(classes, labels, num_classes)
         true, predicted = largest_confusion(counts)

@@ -43,9 +43,9 @@ of 64, Adam at 1e-3, 40 epochs.
 and median, degrees); ``results.json`` the final ones (``test_identity_error``, ``test_light_error_deg``,
 ``test_light_error_median_deg``) and, for the VAE, ``test_generative_identity_error``: the error of the
 model's own posterior over the subject (:func:`~pyro_partial_models.faces_evaluation.generative_identity`,
-twenty importance samples per subject), whose bound is the classifier the unlabelled faces teach q(y|x). ``plot`` writes the paper's Figure 5 analogue: a face
-re-rendered under varied light with its identity and style fixed, and under varied identity with its light
-and style fixed.
+twenty importance samples per subject), whose bound is the classifier the unlabelled faces teach q(y|x).
+``plot`` writes the paper's Figure 5 analogue: a face re-rendered under varied light with its identity and
+style fixed, and under varied identity with its light and style fixed.
 """
 
 from __future__ import annotations

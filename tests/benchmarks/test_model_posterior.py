@@ -33,6 +33,10 @@ def test_rescoring_a_run_reports_both_classifiers_and_is_kept(
 
     monkeypatch.setattr(model_posterior, "classify", fail)
     model_posterior.main(argv)
+    with open(run / "results.json", "a") as results:  # the run trained on: its scores are stale
+        results.write("\n")
+    with pytest.raises(AssertionError, match="not scored again"):
+        model_posterior.main(argv)
     assert "| mnist |" in capsys.readouterr().out
 
 
