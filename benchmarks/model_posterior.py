@@ -11,8 +11,8 @@ From the repository root:
     python -m benchmarks.model_posterior --particles 10 --runs runs/mnist_table1/restarts/l100_*
 
 Each run's scores are kept in ``<run>/model_posterior_k<K>_s<seed>.json`` and recomputed only once the run
-has trained on (its ``results.json`` changed); the table (error of each, its largest confusion, seconds) is
-printed and written to ``--out``.
+has trained on (its checkpoint changed; a run stopped before its last epoch is scored at its checkpoint); the
+table (epochs trained, error of each, its largest confusion, seconds) is printed and written to ``--out``.
 Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 """
 
@@ -30,7 +30,7 @@ import torch
 from pyro_partial.data.paths import data_root
 from pyro_partial.metrics import classification_error, confusion_counts, largest_confusion
 from pyro_partial.training import runner
-from pyro_partial.training.records import command_line, write_results
+from pyro_partial.training.records import MetricsCSV, command_line, write_results
 from pyro_partial_models.cli import experiment
 from pyro_partial_models.faces_data import load_faces
 from pyro_partial_models.faces_evaluation import generative_identity
@@ -59,18 +59,19 @@ def classify(run: Path, data: Path | None, particles: int) -> tuple[torch.Tensor
 
 def score(run: Path, data: Path | None, particles: int, seed: int) -> dict:
     """The run's cached scores, computed (and cached) when missing or when the run has trained on since
-    (its ``results.json`` changed)."""
+    (its checkpoint changed)."""
     path = run / f"model_posterior_k{particles}_s{seed}.json"
-    trained = hashlib.sha256((run / "results.json").read_bytes()).hexdigest()
+    trained = hashlib.sha256((run / runner.CHECKPOINT).read_bytes()).hexdigest()
     if path.is_file():
         record = json.loads(path.read_text())
-        if record.get("results_sha256") == trained:
+        if record.get("checkpoint_sha256") == trained:
             return record
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
     labels, guide_classes, model_classes = classify(run, data, particles)
     num_classes = int(labels.max()) + 1
-    record = {"run": str(run), "particles": particles, "results_sha256": trained}
+    epochs = len(MetricsCSV(run / runner.METRICS).rows)
+    record = {"run": str(run), "epochs": epochs, "particles": particles, "checkpoint_sha256": trained}
     for key, classes in (("guide", guide_classes), ("model", model_classes)):
         counts = confusion_counts(classes, labels, num_classes)
         true, predicted = largest_confusion(counts)
@@ -83,15 +84,15 @@ def score(run: Path, data: Path | None, particles: int, seed: int) -> dict:
 def table(records: list[dict]) -> str:
     """The Markdown table of the scored runs."""
     lines = [
-        "| run | q(y\\|x): error (%) | model's posterior: error (%) | q's largest confusion "
+        "| run | epochs | q(y\\|x): error (%) | model's posterior: error (%) | q's largest confusion "
         "| model's largest confusion | seconds |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in records:
         confusions = ["{} → {} ({})".format(*r[f"{key}_largest_confusion"]) for key in ("guide", "model")]
         lines.append(
-            f"| {Path(r['run']).name} | {100 * r['guide_error']:.2f} | {100 * r['model_error']:.2f} | "
-            f"{confusions[0]} | {confusions[1]} | {r['seconds']:.0f} |"
+            f"| {Path(r['run']).name} | {r['epochs']} | {100 * r['guide_error']:.2f} | "
+            f"{100 * r['model_error']:.2f} | {confusions[0]} | {confusions[1]} | {r['seconds']:.0f} |"
         )
     return "\n".join(lines)
 
@@ -111,9 +112,9 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, option) < 1:
             parser.error(f"--{option} must be positive, got {getattr(args, option)}")
     torch.set_num_threads(args.threads)
-    missing = [str(run) for run in args.runs if not (run / "results.json").is_file()]
+    missing = [str(run) for run in args.runs if not (run / runner.CHECKPOINT).is_file()]
     if missing:
-        parser.error(f"not finished runs (no results.json): {', '.join(missing)}")
+        parser.error(f"runs without a checkpoint: {', '.join(missing)}")
     data = data_root(args.data)
     records = [score(run, data, args.particles, args.seed) for run in args.runs]
     text = table(records)

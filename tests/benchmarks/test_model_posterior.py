@@ -25,7 +25,7 @@ def test_rescoring_a_run_reports_both_classifiers_and_is_kept(
     assert true != predicted and count > 0
     assert record["seed"] == 0 and record["command"].startswith("python ")
     text = out.read_text()
-    assert f"| mnist | {100 * record['guide_error']:.2f} | {100 * record['model_error']:.2f} |" in text
+    assert f"| mnist | 1 | {100 * record['guide_error']:.2f} | {100 * record['model_error']:.2f} |" in text
     assert json.loads(out.with_suffix(".json").read_text())["records"] == [record]
 
     def fail(*args):
@@ -33,8 +33,8 @@ def test_rescoring_a_run_reports_both_classifiers_and_is_kept(
 
     monkeypatch.setattr(model_posterior, "classify", fail)
     model_posterior.main(argv)
-    with open(run / "results.json", "a") as results:  # the run trained on: its scores are stale
-        results.write("\n")
+    with open(run / "checkpoint.ckpt", "ab") as checkpoint:  # the run trained on: its scores are stale
+        checkpoint.write(b"\0")
     with pytest.raises(AssertionError, match="not scored again"):
         model_posterior.main(argv)
     assert "| mnist |" in capsys.readouterr().out
@@ -43,7 +43,7 @@ def test_rescoring_a_run_reports_both_classifiers_and_is_kept(
 def test_unfinished_runs_and_bad_particles_are_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as error:
         model_posterior.main(["--runs", str(tmp_path)])
-    assert error.value.code == 2 and "not finished runs (no results.json)" in capsys.readouterr().err
+    assert error.value.code == 2 and "runs without a checkpoint" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         model_posterior.main(["--runs", str(tmp_path), "--particles", "0"])
     assert "--particles must be positive, got 0" in capsys.readouterr().err
