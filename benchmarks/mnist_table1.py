@@ -10,12 +10,13 @@ supervision-rate experiment, as grids of ``pyro-partial train mnist`` runs and t
 Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``results.json`` exists are not
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
 (``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
-``--z-dim``, ``--lr`` and ``--model`` (``adgm``: the auxiliary deep generative model) change the model
-settings of every ``table`` run (and name its directory).
+``--z-dim``, ``--lr``, ``--model`` (``adgm``: the auxiliary deep generative model) and ``--network``
+(``conv``: convolutional encoder and decoder) change the model settings of every ``table`` run (and name its
+directory).
 ``table`` prints mean ± std of the test error per label count beside the published numbers and writes
 ``table1_<settings>.md`` and ``table1_<settings>_curves.png`` (test error against epochs per run), where
-``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>``, ``_lr<rate>`` and ``_<model>`` as in the run
-directories, so summaries of different settings sit side by side; ``rho`` draws the error against ρ
+``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>``, ``_lr<rate>``, ``_<model>`` and ``_<network>`` as in
+the run directories, so summaries of different settings sit side by side; ``rho`` draws the error against ρ
 (``supervision_rate.png``) and writes ``supervision_rate.md``. Both report the final test error and the test
 error at the epoch of lowest validation error (model selection on the 10,000 validation images, as
 Pyro's SS-VAE example does). ``restarts`` is model selection among restarts: for each seed's labelled subset,
@@ -83,6 +84,7 @@ class Run:
     lr: str | None = None
     model: str = "ssvae"
     split_seed: int | None = None  # None: the labelled subset of ``seed``
+    network: str = "mlp"
 
     def directory(self, runs: Path, grid: str) -> Path:
         """``l<labels>_r<rho>_s<seed>``, with ``_split<seed>`` where the labelled subset is another seed's
@@ -91,10 +93,12 @@ class Run:
         return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{split}{self.model_settings()}"
 
     def model_settings(self) -> str:
-        """``_z<dim>``, ``_lr<rate>`` and ``_<model>`` where they are not defaults (empty when none is)."""
+        """``_z<dim>``, ``_lr<rate>``, ``_<model>`` and ``_<network>`` where they are not defaults (empty when
+        none is)."""
         z_dim = "" if self.z_dim is None else f"_z{self.z_dim}"
         model = "" if self.model == "ssvae" else f"_{self.model}"
-        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model
+        network = "" if self.network == "mlp" else f"_{self.network}"
+        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model + network
 
     def settings(self) -> str:
         """What the runs of one table share: ``e<epochs>_r<rho>`` and :meth:`model_settings`."""
@@ -106,6 +110,7 @@ class Run:
         args += [] if self.z_dim is None else ["--z-dim", self.z_dim]
         args += [] if self.lr is None else ["--lr", self.lr]
         args += [] if self.model == "ssvae" else ["--model", self.model]
+        args += [] if self.network == "mlp" else ["--network", self.network]
         args += [] if self.split_seed is None else ["--split-seed", str(self.split_seed)]
         return args + data_arguments(data)
 
@@ -135,7 +140,7 @@ def percent(values: list[float]) -> str:
 
 def table(args: argparse.Namespace) -> str:
     jobs = [
-        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr, args.model)
+        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr, args.model, network=args.network)
         for labels in args.labels
         for seed in args.seeds
     ]
@@ -147,6 +152,7 @@ def table(args: argparse.Namespace) -> str:
         f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}"
         + "".join(f", {name} = {value}" for name, value in (("z", args.z_dim), ("lr", args.lr)) if value)
         + ("" if args.model == "ssvae" else f", model = {args.model}")
+        + ("" if args.network == "mlp" else f", network = {args.network}")
         + ":",
         "",
         "| labels | final epoch | best validation epoch | training time per run (s) | "
@@ -427,6 +433,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--z-dim", default=None, help="table: style dimension (default: mnist's)")
     parser.add_argument("--lr", default=None, help="table: learning rate (default: mnist's)")
     parser.add_argument("--model", choices=("ssvae", "adgm"), default="ssvae", help="table: the model")
+    parser.add_argument(
+        "--network", choices=("mlp", "conv"), default="mlp", help="table: the encoder and decoder networks"
+    )
     parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")
     parser.add_argument("--rhos", nargs="+", default=["natural", "0.01", "0.02", "0.05", "0.1", "0.2"])

@@ -91,6 +91,10 @@ def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
     assert adgm.directory(grid.ROOT, "table").name == "l100_r0.2_s2_z50_lr1e-3_adgm"
     assert adgm.settings() == "e10_r0.2_z50_lr1e-3_adgm"
     assert adgm.arguments(None)[-2:] == ["--model", "adgm"]
+    conv = mnist_table1.Run(100, "0.2", 0, 10, z_dim="50", lr="1e-3", network="conv")
+    assert conv.directory(grid.ROOT, "table").name == "l100_r0.2_s0_z50_lr1e-3_conv"
+    assert conv.settings() == "e10_r0.2_z50_lr1e-3_conv"
+    assert conv.arguments(None)[-2:] == ["--network", "conv"]
 
 
 def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands):
