@@ -9,7 +9,9 @@ the supervision rate ``--rho`` (by default the natural rate M / (N + M)).
 :class:`~pyro_partial_models.adgm.ADGM`) is trained with :class:`~pyro_partial.infer.SemiSupervisedELBO`:
 exact enumeration of y on unlabelled rows, the paper's importance-sampled supervised term on labelled rows
 (eqs. 4-6), α per labelled row (``--alpha``, default 50: Kingma et al.'s α = 0.1·N spread over M = 100
-labels of N = 50,000 images).
+labels of N = 50,000 images). ``--alpha-start A`` schedules α: A at epoch 0, linearly to ``--alpha`` at epoch
+``--alpha-epochs``, constant after (:class:`~pyro_partial.training.LinearSchedule`; ``metrics.csv`` then has
+each epoch's ``alpha``).
 
 After each epoch the classification error of q(y|x) is measured on the validation, test and labelled training
 images (``metrics.csv``); ``results.json`` adds the test error at the epoch of lowest validation error (model
@@ -31,7 +33,7 @@ from pyro_partial.data.semi_supervised import SemiSupervisedBatchSampler, SemiSu
 from pyro_partial.infer import SemiSupervisedELBO, most_probable_class, supervision_rate
 from pyro_partial.metrics import confusion_counts, largest_confusion
 from pyro_partial.plots import plot_confusion_matrix, plot_learning_curves, write_figures
-from pyro_partial.training import DeviceBatches, Experiment, Setup
+from pyro_partial.training import DeviceBatches, Experiment, LinearSchedule, Setup
 from pyro_partial_models.adgm import ADGM
 from pyro_partial_models.ss_vae import GUIDES, NETWORKS, SSVAE
 
@@ -81,6 +83,13 @@ class SemiSupervisedImages(Experiment):
         parser.add_argument("--rho", type=float, default=None, help="supervision rate (default: M/(N+M))")
         parser.add_argument("--alpha", type=float, default=50.0, help="classifier weight α per labelled row")
         parser.add_argument(
+            "--alpha-start",
+            type=float,
+            default=None,
+            help="α at epoch 0, moving linearly to --alpha over --alpha-epochs (default: α constant)",
+        )
+        parser.add_argument("--alpha-epochs", type=int, default=10, help="length of the α schedule (epochs)")
+        parser.add_argument(
             "--model", choices=MODELS, default="ssvae", help="ssvae (M2) or adgm (auxiliary variable, MLPs)"
         )
         parser.add_argument("--guide", choices=GUIDES, default="m2", help="ssvae: guide factorisation")
@@ -105,6 +114,10 @@ class SemiSupervisedImages(Experiment):
             problems.append(f"--rho must lie in (0, 1), got {args.rho}")
         if not args.alpha >= 0:  # also refuses NaN
             problems.append(f"--alpha must be a non-negative number, got {args.alpha}")
+        if args.alpha_start is not None and not 0 <= args.alpha_start < float("inf"):
+            problems.append(f"--alpha-start must be a non-negative number, got {args.alpha_start}")
+        if args.alpha_epochs < 1:
+            problems.append(f"--alpha-epochs must be at least 1, got {args.alpha_epochs}")
         if args.z_dim < 1:
             problems.append(f"--z-dim must be a positive dimension, got {args.z_dim}")
         if any(size < 1 for size in args.hidden + args.channels):
@@ -160,22 +173,37 @@ class SemiSupervisedImages(Experiment):
         batches = DeviceBatches(sampler, {"images": data.train_x, "labels": one_hot})
         labelled = split.labelled
 
-        def evaluate(epoch: int) -> dict[str, float]:
-            return {
-                "val_error": error(vae, data.val_x, data.val_y),
-                "test_error": error(vae, data.test_x, data.test_y),
-                "labelled_train_error": error(vae, data.train_x[labelled], data.train_y[labelled]),
-            }
-
         elbo = SemiSupervisedELBO(
-            alpha=args.alpha,
+            alpha=args.alpha if args.alpha_start is None else args.alpha_start,
             num_importance_samples=args.importance_samples,
             max_plate_nesting=1,
             split_on="mask",
         )
+        callbacks = (
+            []
+            if args.alpha_start is None
+            else [
+                LinearSchedule(
+                    elbo, "alpha", start=args.alpha_start, end=args.alpha, epochs=args.alpha_epochs
+                )
+            ]
+        )
+
+        def evaluate(epoch: int) -> dict[str, float]:
+            scores = {
+                "val_error": error(vae, data.val_x, data.val_y),
+                "test_error": error(vae, data.test_x, data.test_y),
+                "labelled_train_error": error(vae, data.train_x[labelled], data.train_y[labelled]),
+            }
+            return scores if args.alpha_start is None else {**scores, "alpha": elbo.alpha}
+
         summary = (
             f"{split.num_labelled} labelled, {split.num_unlabelled} unlabelled, rho={rho:.4g}, "
-            f"alpha={args.alpha:.4g}, "
+            + (
+                f"alpha={args.alpha:.4g}, "
+                if args.alpha_start is None
+                else f"alpha={args.alpha_start:.4g} -> {args.alpha:.4g} over {args.alpha_epochs} epochs, "
+            )
             + (
                 f"ADGM, a={args.aux_dim}"
                 if args.model == "adgm"
@@ -184,7 +212,14 @@ class SemiSupervisedImages(Experiment):
             + f", z={args.z_dim}"
         )
         return Setup(
-            vae, elbo, batches, model_config, evaluate, summary, extra={"rho": rho, "split_seed": split_seed}
+            vae,
+            elbo,
+            batches,
+            model_config,
+            evaluate,
+            summary,
+            extra={"rho": rho, "split_seed": split_seed},
+            callbacks=callbacks,
         )
 
     def results(
@@ -201,6 +236,8 @@ class SemiSupervisedImages(Experiment):
             "network": args.network,
             "rho": setup.extra["rho"],
             "alpha": args.alpha,
+            "alpha_start": args.alpha_start,
+            "alpha_epochs": None if args.alpha_start is None else args.alpha_epochs,
             "test_error": test_error,
             "val_error": history[-1]["val_error"],
             "best_val_epoch": int(best["epoch"]),

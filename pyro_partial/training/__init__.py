@@ -1,7 +1,8 @@
 """The training engine on PyTorch Lightning and the one experiment contract.
 
 - :mod:`~pyro_partial.training.module`: :class:`SVIModule`, the ``LightningModule`` training an ELBO module;
-- :mod:`~pyro_partial.training.callbacks`: the atomic per-epoch checkpoint and the exact-resume state;
+- :mod:`~pyro_partial.training.callbacks`: the atomic per-epoch checkpoint, the exact-resume state and a
+  linear schedule of an objective's weight;
 - :mod:`~pyro_partial.training.checkpoint`: atomic checkpoint writes, ``weights_only`` reads, RNG states as
   tensors;
 - :mod:`~pyro_partial.training.loggers`: the resumable ``metrics.csv`` and Lightning's optional loggers;
@@ -11,7 +12,7 @@
 """
 
 from pyro_partial.training.batches import DeviceBatches, SamplerDataset, gather_rows
-from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume
+from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume, LinearSchedule
 from pyro_partial.training.checkpoint import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -31,6 +32,7 @@ __all__ = [
     "EpochCheckpoint",
     "ExactResume",
     "Experiment",
+    "LinearSchedule",
     "MetricsCSV",
     "NonFiniteLossError",
     "RunCSVLogger",

@@ -1,8 +1,9 @@
-"""The callbacks the training engine adds to Lightning: an atomic checkpoint after each epoch, and the state
-Lightning's checkpoints lack for an exact resume."""
+"""The callbacks the training engine adds to Lightning: an atomic checkpoint after each epoch, the state
+Lightning's checkpoints lack for an exact resume, and a linear schedule of an objective's weight."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -50,3 +51,43 @@ class ExactResume(lightning.Callback):
         if self._restored is not None:
             set_rng_state(self._restored["rng"])
             self._restored = None
+
+
+class LinearSchedule(lightning.Callback):
+    r"""Sets ``target.<attribute>`` at the start of every training epoch: ``start`` at epoch 0, moving
+    linearly to ``end`` at epoch ``epochs`` and ``end`` from then on, e.g. the classifier weight
+    :math:`\alpha` of a :class:`~pyro_partial.infer.SemiSupervisedELBO`
+    (``LinearSchedule(elbo, "alpha", start=500.0, end=50.0, epochs=10)``).
+
+    The value depends on the epoch alone, so a resumed run (which starts at an epoch's beginning) sets the
+    same weights as an uninterrupted one.
+
+    :param target: the object whose attribute is set, e.g. the ELBO.
+    :param attribute: the name of a float attribute of ``target``.
+    :param start: the value at epoch 0 (finite).
+    :param end: the value at epoch ``epochs`` and after (finite).
+    :param epochs: the length of the ramp, at least 1 epoch.
+    """
+
+    def __init__(self, target: object, attribute: str, *, start: float, end: float, epochs: int):
+        if not hasattr(target, attribute):
+            raise AttributeError(f"LinearSchedule: {type(target).__name__} has no attribute {attribute!r}")
+        for name, value in (("start", start), ("end", end)):
+            if not math.isfinite(value):
+                raise ValueError(f"LinearSchedule of {attribute!r}: {name} must be finite, got {value}")
+        if epochs < 1:
+            raise ValueError(f"LinearSchedule of {attribute!r}: epochs must be at least 1, got {epochs}")
+        self.target = target
+        self.attribute = attribute
+        self.start = float(start)
+        self.end = float(end)
+        self.epochs = int(epochs)
+
+    def value(self, epoch: int) -> float:
+        """The value during (0-based) ``epoch``."""
+        fraction = min(epoch / self.epochs, 1.0)
+        return self.start + fraction * (self.end - self.start)
+
+    def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
+        """Set the attribute to :meth:`value` of the epoch about to be trained."""
+        setattr(self.target, self.attribute, self.value(trainer.current_epoch))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import lightning
 import pyro.infer
 import torch
 
@@ -35,6 +36,9 @@ class Setup:
     :ivar model_config: the keyword arguments that rebuild ``module`` (:meth:`Experiment.build_module`).
     :ivar evaluate: ``epoch -> {metric: value}`` after each epoch (a ``metrics.csv`` column per metric).
     :ivar summary: a line printed before training (the split, the weights, ...).
+    :ivar extra: whatever :meth:`Experiment.results` needs from the build (the split seed, ...).
+    :ivar callbacks: Lightning callbacks the Trainer adds to the engine's own, e.g. a
+        :class:`~pyro_partial.training.callbacks.LinearSchedule` of a weight of ``elbo``.
     """
 
     module: torch.nn.Module
@@ -44,6 +48,7 @@ class Setup:
     evaluate: Evaluate | None = None
     summary: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    callbacks: list[lightning.Callback] = field(default_factory=list)
 
 
 class Experiment(abc.ABC):

@@ -184,9 +184,14 @@ def epochs_done(checkpoint: Path) -> int:
 
 
 def make_trainer(
-    args: argparse.Namespace, batches: DeviceBatches, loggers: Sequence[Logger]
+    args: argparse.Namespace,
+    batches: DeviceBatches,
+    loggers: Sequence[Logger],
+    callbacks: Sequence[lightning.Callback] = (),
 ) -> lightning.Trainer:
-    """The Trainer of a run: the shared options' devices and precision, the engine's plug-ins."""
+    """The Trainer of a run: the shared options' devices and precision, the engine's plug-ins, and the
+    experiment's ``callbacks`` before the engine's own (so an epoch's schedule is set before it is trained and
+    checkpointed)."""
     run_dir = Path(args.out)
     return lightning.Trainer(
         max_epochs=args.epochs,
@@ -196,7 +201,7 @@ def make_trainer(
         num_nodes=args.num_nodes,
         precision=args.precision,
         logger=loggers,
-        callbacks=[ExactResume(batches), EpochCheckpoint(run_dir / CHECKPOINT)],
+        callbacks=[*callbacks, ExactResume(batches), EpochCheckpoint(run_dir / CHECKPOINT)],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=not args.no_progress,
         enable_model_summary=False,
@@ -237,7 +242,8 @@ def train(
         )
         csv_logger = RunCSVLogger(run_dir)
         csv_logger.resume_at(resumed.start)
-        trainer = make_trainer(args, setup.batches, [csv_logger, *optional_loggers(run_dir, args.logger)])
+        loggers = [csv_logger, *optional_loggers(run_dir, args.logger)]
+        trainer = make_trainer(args, setup.batches, loggers, setup.callbacks)
         config = {
             "experiment": experiment.name,
             "model": setup.model_config,

@@ -113,6 +113,31 @@ def test_restarts_share_the_labelled_subset_of_their_split_seed(real_data_root, 
     assert (plain_name, restart_name) == ("labels20_m2_mlp_seed0", "labels20_m2_mlp_split0_seed1000")
 
 
+def test_alpha_schedule_trains_each_epoch_at_its_weight_and_resumes_exactly(
+    real_data_root, tmp_path, single_thread
+):
+    data = ["--data", str(real_data_root), "--train-size", "200"]
+    schedule = ["--alpha", "50", "--alpha-start", "500", "--alpha-epochs", "2"]
+    straight = train([*ARGS, *data, *schedule, "--epochs", "3", "--out", str(tmp_path / "straight")])
+    train([*ARGS, *data, *schedule, "--epochs", "2", "--out", str(tmp_path / "resumed")])
+    resume = ["--epochs", "3", "--resume", "--out", str(tmp_path / "resumed")]
+    resumed = train([*ARGS, *data, *schedule, *resume])
+    constant = train([*ARGS, *data, "--alpha", "500", "--epochs", "1", "--out", str(tmp_path / "constant")])
+
+    rows = {}
+    for run in ("straight", "resumed", "constant"):
+        with open(tmp_path / run / "metrics.csv", newline="") as f:
+            rows[run] = list(csv.DictReader(f))
+    assert [float(row["alpha"]) for row in rows["straight"]] == [500.0, 275.0, 50.0]
+    untimed = {run: [{k: v for k, v in row.items() if k != "seconds"} for row in rows[run]] for run in rows}
+    assert untimed["resumed"] == untimed["straight"]
+    assert resumed["test_error"] == straight["test_error"]
+    assert (resumed["alpha_start"], resumed["alpha_epochs"]) == (500.0, 2)
+    # epoch 0 of the schedule is the constant α = 500 run's epoch 0 (same seed: same batches and noise)
+    assert float(rows["straight"][0]["loss"]) == pytest.approx(float(rows["constant"][0]["loss"]), rel=1e-6)
+    assert "alpha" not in rows["constant"][0] and constant["alpha_start"] is None
+
+
 def test_resuming_with_other_model_arguments_is_a_clear_error(
     real_data_root, tmp_path, single_thread, capsys
 ):
@@ -134,6 +159,9 @@ def test_resuming_with_other_model_arguments_is_a_clear_error(
         (["--model", "adgm", "--network", "conv"], "--model adgm has MLP networks only, got --network conv"),
         (["--aux-dim", "0"], "--aux-dim must be a positive dimension, got 0"),
         (["--split-seed", "-1"], "--split-seed must be a non-negative integer, got -1"),
+        (["--alpha-start", "-5"], "--alpha-start must be a non-negative number, got -5.0"),
+        (["--alpha-start", "inf"], "--alpha-start must be a non-negative number, got inf"),
+        (["--alpha-start", "500", "--alpha-epochs", "0"], "--alpha-epochs must be at least 1, got 0"),
     ],
 )
 def test_bad_arguments_are_usage_errors(tmp_path, capsys, argv, message):
