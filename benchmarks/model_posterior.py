@@ -3,7 +3,9 @@
 For each run directory (``pyro-partial train mnist`` / ``svhn`` of either model, or ``faces`` of the VAE),
 the held-out test images are classified twice: by q(y|x)'s most probable class and by the model's posterior
 argmax_y p(y|x), each class's evidence estimated with ``--particles`` importance samples of the guide's other
-latent variables (:func:`pyro_partial.infer.log_evidence.most_probable_class`). When the model's posterior is
+latent variables, drawn at once in a particle plate (``--sequential-particles``: one after another, as the
+scores in ``docs/results.md`` before 2026-12-04 were computed; the same estimator, other random numbers)
+(:func:`pyro_partial.infer.log_evidence.most_probable_class`). When the model's posterior is
 far better, the classifier network is what fails (the unlabelled term could still teach it); when both err
 alike, the errors are in the generative model itself, and no change to the classifier will remove them.
 From the repository root:
@@ -39,8 +41,11 @@ from pyro_partial_models.semi_supervised_images import model_posterior_predict, 
 IMAGE_EXPERIMENTS = ("mnist", "svhn")
 
 
-def classify(run: Path, data: Path | None, particles: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The test labels ``(N,)``, q(y|x)'s classes and the model posterior's classes for a run."""
+def classify(
+    run: Path, data: Path | None, particles: int, vectorize: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The test labels ``(N,)``, q(y|x)'s classes and the model posterior's classes for a run, its
+    ``particles`` draws at once when ``vectorize``."""
     name = json.loads((run / "config.json").read_text()).get("experiment")
     if name not in (*IMAGE_EXPERIMENTS, "faces"):
         raise ValueError(f"{run}: a {name!r} run; expected one of {(*IMAGE_EXPERIMENTS, 'faces')}")
@@ -48,30 +53,42 @@ def classify(run: Path, data: Path | None, particles: int) -> tuple[torch.Tensor
     module, config = runner.load_trained(image_experiment, run)
     if name in IMAGE_EXPERIMENTS:
         x, y = image_experiment.load_test(data, download=False)
-        return y, predict(module, x), model_posterior_predict(module, x, particles)
+        return (
+            y,
+            predict(module, x),
+            model_posterior_predict(module, x, particles, vectorize_particles=vectorize),
+        )
     arguments = config["arguments"]
     if arguments["baseline"]:
         raise ValueError(f"{run}: a run of the faces baseline, which has no generative model")
     faces = load_faces(data, arguments["size"], arguments["test_fraction"], arguments["split_seed"])
     x, y = faces.test_x, faces.test_subject
-    return y, module.predict(x)[0], generative_identity(module, x, particles)
+    return y, module.predict(x)[0], generative_identity(module, x, particles, vectorize_particles=vectorize)
 
 
-def score(run: Path, data: Path | None, particles: int, seed: int) -> dict:
-    """The run's cached scores, computed (and cached) when missing or when the run has trained on since
-    (its checkpoint changed)."""
+def score(run: Path, data: Path | None, particles: int, seed: int, vectorize: bool = True) -> dict:
+    """The run's cached scores, computed (and cached) when missing, when the run has trained on since (its
+    checkpoint changed) or when they were drawn the other way (``vectorize``; records without the key
+    were drawn one after another)."""
     path = run / f"model_posterior_k{particles}_s{seed}.json"
     trained = hashlib.sha256((run / runner.CHECKPOINT).read_bytes()).hexdigest()
     if path.is_file():
         record = json.loads(path.read_text())
-        if record.get("checkpoint_sha256") == trained:
+        same_draws = record.get("vectorize_particles", False) == vectorize
+        if record.get("checkpoint_sha256") == trained and same_draws:
             return record
     pyro.set_rng_seed(seed)
     start = time.perf_counter()
-    labels, guide_classes, model_classes = classify(run, data, particles)
+    labels, guide_classes, model_classes = classify(run, data, particles, vectorize)
     num_classes = int(labels.max()) + 1
     epochs = len(MetricsCSV(run / runner.METRICS).rows)
-    record = {"run": str(run), "epochs": epochs, "particles": particles, "checkpoint_sha256": trained}
+    record = {
+        "run": str(run),
+        "epochs": epochs,
+        "particles": particles,
+        "vectorize_particles": vectorize,
+        "checkpoint_sha256": trained,
+    }
     for key, classes in (("guide", guide_classes), ("model", model_classes)):
         counts = confusion_counts(classes, labels, num_classes)
         true, predicted = largest_confusion(counts)
@@ -107,6 +124,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
     parser.add_argument("--out", type=Path, default=Path("runs/model_posterior.md"), help="Markdown table")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--sequential-particles",
+        action="store_true",
+        help="draw the particles one after another (slower; the earlier scores' random numbers)",
+    )
     args = parser.parse_args(argv)
     for option in ("particles", "threads"):
         if getattr(args, option) < 1:
@@ -116,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     if missing:
         parser.error(f"runs without a checkpoint: {', '.join(missing)}")
     data = data_root(args.data)
-    records = [score(run, data, args.particles, args.seed) for run in args.runs]
+    vectorize = not args.sequential_particles
+    records = [score(run, data, args.particles, args.seed, vectorize) for run in args.runs]
     text = table(records)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

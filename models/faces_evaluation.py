@@ -59,11 +59,16 @@ def evaluate(
 
 @torch.no_grad()
 def generative_identity(
-    vae: FacesVAE, x: torch.Tensor, num_particles: int = 20, batch_size: int = 500
+    vae: FacesVAE,
+    x: torch.Tensor,
+    num_particles: int = 20,
+    batch_size: int = 500,
+    vectorize_particles: bool = True,
 ) -> torch.Tensor:
     """The subject ``(N,)`` the model itself infers for each face ``x`` ``(N, 1, H, W)``: argmax_y of its
     posterior p(y|x) ∝ p(y) ∫ p(x | y, l, z) p(l) p(z), each evidence estimated with ``num_particles``
-    draws of q(l|x) q(z|x) (:func:`pyro_partial.infer.log_evidence.class_log_posterior`).
+    draws of q(l|x) q(z|x), drawn at once unless ``vectorize_particles`` is false
+    (:func:`pyro_partial.infer.log_evidence.class_log_posterior`).
 
     On an unlabelled face the objective is maximised over q(y|x) by
     q*(y|x) ∝ p(y) exp E_q(l,z|x)[log p(x | y, l, z)] (the guide's q(l|x) q(z|x) do not depend on y): this
@@ -75,6 +80,13 @@ def generative_identity(
     parameter = next(vae.parameters())
     identities = torch.eye(vae.num_identities, dtype=parameter.dtype, device=parameter.device)
     index = most_probable_class(
-        vae.model, vae.guide, "identity", identities, x.to(parameter), num_particles, batch_size
+        vae.model,
+        vae.guide,
+        "identity",
+        identities,
+        x.to(parameter),
+        num_particles,
+        batch_size,
+        vectorize_particles=vectorize_particles,
     )
     return index.to(x.device)

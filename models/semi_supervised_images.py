@@ -290,17 +290,31 @@ def predict(vae: SSVAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor
 
 @torch.no_grad()
 def model_posterior_predict(
-    vae: SSVAE | ADGM, x: torch.Tensor, num_particles: int = 10, batch_size: int = 500
+    vae: SSVAE | ADGM,
+    x: torch.Tensor,
+    num_particles: int = 10,
+    batch_size: int = 500,
+    vectorize_particles: bool = True,
 ) -> torch.Tensor:
     """The model's own most probable class ``(N,)`` for flattened images ``x`` ``(N, C·H·W)``: argmax_y of
     p(y|x) ∝ p(y) ∫ p(x, z | y) dz (and the auxiliary variable, for the ADGM), each class's evidence
-    estimated with ``num_particles`` draws of the guide's other latent variables given that class
+    estimated with ``num_particles`` draws of the guide's other latent variables given that class, drawn
+    at once unless ``vectorize_particles`` is false
     (:func:`pyro_partial.infer.log_evidence.most_probable_class`). Where it is no better than q(y|x), the
     errors lie in the generative model itself, not in the classifier network. Computed in chunks of
     ``batch_size`` on the module's device and dtype, returned on ``x``'s device."""
     weight = next(vae.parameters())
     classes = torch.eye(vae.num_classes, dtype=weight.dtype, device=weight.device)
-    index = most_probable_class(vae.model, vae.guide, "y", classes, x.to(weight), num_particles, batch_size)
+    index = most_probable_class(
+        vae.model,
+        vae.guide,
+        "y",
+        classes,
+        x.to(weight),
+        num_particles,
+        batch_size,
+        vectorize_particles=vectorize_particles,
+    )
     return index.to(x.device)
 
 

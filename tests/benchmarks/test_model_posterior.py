@@ -33,6 +33,9 @@ def test_rescoring_a_run_reports_both_classifiers_and_is_kept(
 
     monkeypatch.setattr(model_posterior, "classify", fail)
     model_posterior.main(argv)
+    assert record["vectorize_particles"] is True
+    with pytest.raises(AssertionError, match="not scored again"):  # drawn the other way: scored again
+        model_posterior.main([*argv, "--sequential-particles"])
     with open(run / "checkpoint.ckpt", "ab") as checkpoint:  # the run trained on: its scores are stale
         checkpoint.write(b"\0")
     with pytest.raises(AssertionError, match="not scored again"):

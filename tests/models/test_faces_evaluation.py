@@ -7,6 +7,7 @@ import torch
 from pyro_partial.distributions.lighting import direction_from_angles
 from pyro_partial_models.faces_evaluation import evaluate, generative_identity, predict
 from pyro_partial_models.faces_vae import FacesVAE
+from tests.models.particles import assert_broadcasts_over_particles
 
 
 class Fixed(torch.nn.Module):
@@ -71,7 +72,8 @@ class TemplateDecoder(torch.nn.Module):
         return 16 * (images - 0.5).unsqueeze(-3)  # broadcast over the batch of lights and styles
 
 
-def test_the_decoders_guess_is_the_subject_whose_template_fits_best():
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_the_decoders_guess_is_the_subject_whose_template_fits_best(vectorize):
     """Faces drawn as noisy templates of known subjects: the decoder's guess recovers each subject whatever
     the (untrained) guide says, and follows the templates when they are permuted."""
     torch.manual_seed(0)
@@ -81,11 +83,26 @@ def test_the_decoders_guess_is_the_subject_whose_template_fits_best():
     subject = torch.arange(38).repeat(2)
     flips = torch.rand(76, 1, 8, 8, dtype=torch.float64) < 0.05  # 5% of the pixels flipped
     x = torch.where(flips, 1 - templates[subject], templates[subject])
-    assert torch.equal(generative_identity(vae, x, num_particles=2, batch_size=30), subject)
+    options = {"vectorize_particles": vectorize}
+    assert torch.equal(generative_identity(vae, x, num_particles=2, batch_size=30, **options), subject)
     permutation = torch.randperm(38)
     vae.model.decoder = TemplateDecoder(templates[permutation])
-    assert torch.equal(permutation[generative_identity(vae, x)], subject)
+    assert torch.equal(permutation[generative_identity(vae, x, **options)], subject)
     with pytest.raises(ValueError, match="batch_size must be positive, got 0"):
         generative_identity(vae, x, batch_size=0)
     with pytest.raises(ValueError, match="num_particles must be positive, got 0"):
         generative_identity(vae, x, num_particles=0)
+
+
+def test_the_faces_model_broadcasts_over_vectorised_particles():
+    torch.manual_seed(0)
+    num_particles, rows = 3, 4
+    vae = FacesVAE(image_shape=(1, 8, 8), z_dim=2, hidden=(8,), channels=(2, 4)).double()
+    x = torch.rand(rows, 1, 8, 8, dtype=torch.float64)
+    light = torch.nn.functional.normalize(torch.randn(num_particles, rows, 3, dtype=torch.float64), dim=-1)
+    latents = {
+        "identity": torch.nn.functional.one_hot(torch.randint(38, (num_particles, rows)), 38).double(),
+        "light": light,
+        "z": torch.randn(num_particles, rows, 2, dtype=torch.float64),
+    }
+    assert_broadcasts_over_particles(vae.model, vae.guide, x, latents)
