@@ -88,7 +88,15 @@ def row_log_evidence(
         model, guide = ObserveLatents(observe)(model), ObserveLatents(observe)(guide)
     if vectorize_particles and num_particles > 1:
         model, guide = _in_particle_plate(model, guide, num_particles, max_plate_nesting, args, kwargs)
-        log_weights = _log_weights(model, guide, plate, args, kwargs)
+        try:
+            log_weights = _log_weights(model, guide, plate, args, kwargs)
+        except ValueError as error:
+            if max_plate_nesting is None:
+                raise
+            raise ValueError(
+                f"{error}\n(with vectorize_particles and max_plate_nesting={max_plate_nesting}: is it at "
+                f"least the number of plates model and guide nest? max_plate_nesting=None guesses it)"
+            ) from error
     else:
         log_weights = torch.stack(
             [_log_weights(model, guide, plate, args, kwargs) for _ in range(num_particles)]
@@ -224,6 +232,7 @@ def _sum_to_rows(trace: Trace, plate: str, latent_only: bool) -> torch.Tensor:
     """Sum the log-densities of a trace's sample sites (its latent ones only, for a guide) to one value per
     row of ``plate``, shape ``(B,)``, or ``(K, B)`` per particle and row in a particle plate of size K (a
     scalar 0 when there are none)."""
+    _check_particles_leftmost(trace)
     trace.compute_log_prob()
     total = torch.zeros(())
     for name, site in trace.nodes.items():
@@ -245,3 +254,22 @@ def _sum_to_rows(trace: Trace, plate: str, latent_only: bool) -> torch.Tensor:
         per_row = log_prob.sum(other_dims) if other_dims else log_prob
         total = total + per_row.expand([f.size for f in kept])
     return total
+
+
+def _check_particles_leftmost(trace: Trace) -> None:
+    """Refuse a trace whose particle plate is not left of every other plate (a ``max_plate_nesting`` given
+    smaller than the plates model and guide nest), naming the plate it collides with."""
+    for site in trace.nodes.values():
+        if site["type"] != "sample":
+            continue
+        frames = [f for f in site["cond_indep_stack"] if f.vectorized]
+        particles = next((f for f in frames if f.name == PARTICLE_PLATE), None)
+        if particles is None:
+            continue
+        for frame in frames:
+            if frame is not particles and frame.dim <= particles.dim:
+                raise ValueError(
+                    f"max_plate_nesting is too small: plate {frame.name!r} sits at dim {frame.dim}, not "
+                    f"right of the particle plate at dim {particles.dim}; give at least the number of plates "
+                    f"model and guide nest, or None to guess it"
+                )

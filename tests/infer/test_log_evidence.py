@@ -115,7 +115,8 @@ def nested_guide(xs, prior_loc):
 def test_vectorised_particles_go_left_of_every_plate_and_consume_no_extra_random_numbers():
     """Two nested plates: the guessed nesting puts the particles left of both (the exact guide then gives
     the exact evidence of each row), guessing it draws no random numbers (the same seed gives the same
-    estimate as the nesting given, or a deeper one), and a negative nesting is refused."""
+    estimate as the nesting given, or a deeper one), and a negative or too small nesting is refused by
+    name."""
     xs = torch.tensor([[-2.0, 0.3, 1.1], [4.0, 0.0, -0.5]], dtype=torch.float64)
     prior_loc = torch.tensor(0.4, dtype=torch.float64)
     arguments = (nested_model, nested_guide, xs, prior_loc)
@@ -136,6 +137,26 @@ def test_vectorised_particles_go_left_of_every_plate_and_consume_no_extra_random
     assert not torch.equal(given, estimate_of(1.5, max_plate_nesting=1))
     with pytest.raises(ValueError, match="max_plate_nesting must be non-negative, got -1"):
         estimate_of(2.0, max_plate_nesting=-1)
+    with pytest.raises(ValueError, match=r"max_plate_nesting=0: is it at least the number of plates"):
+        estimate_of(2.0, max_plate_nesting=0)  # Pyro's own shape error, with the hint
+    with pytest.raises(ValueError, match=r"max_plate_nesting=1: is it at least the number of plates"):
+        row_log_evidence(*arguments, num_particles=4, vectorize_particles=True, max_plate_nesting=1)
+
+    # as many particles as rows: every shape broadcasts, and without the check the swap would pass silently
+    def prior_guide(xs, prior_loc):
+        with pyro.plate("data", len(xs)):
+            pyro.sample("z", dist.Normal(prior_loc, PRIOR_SCALE))
+
+    with pytest.raises(ValueError, match="too small: plate 'data' sits at dim -2, not right of the particle"):
+        row_log_evidence(
+            gaussian_model,
+            prior_guide,
+            xs[:, 0],
+            prior_loc,
+            num_particles=2,
+            vectorize_particles=True,
+            max_plate_nesting=0,
+        )
 
 
 MEANS = (-2.0, 0.5, 3.0)
