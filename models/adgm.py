@@ -90,11 +90,17 @@ class ADGMGuide(PyroModule):
             pyro.sample("z", dist.Normal(*self.encoder_z(a, xs, y)).to_event(1))
 
     @torch.no_grad()
-    def class_probs(self, xs: torch.Tensor, num_samples: int = 10) -> torch.Tensor:
+    def class_probs(
+        self, xs: torch.Tensor, num_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """q(y|x) = E_q(a|x)[q(y|a, x)] ``(..., C)`` for flattened images ``xs`` ``(..., C·H·W)``, estimated
-        with ``num_samples`` draws of a."""
+        with ``num_samples`` draws of a, taken from ``generator`` (on ``xs``'s device) or, by default, from
+        torch's global random state."""
         loc, scale = self.encoder_a(xs)
-        a = loc + scale * torch.randn((num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device)
+        noise = torch.randn(
+            (num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device, generator=generator
+        )
+        a = loc + scale * noise
         return self.encoder_y(a, xs).softmax(-1).mean(0)
 
 
@@ -139,10 +145,12 @@ class ADGM(PyroModule):
         self.guide = ADGMGuide(encoder_a, encoder_y, encoder_z, images, num_classes)
 
     @torch.no_grad()
-    def classify(self, xs: torch.Tensor, num_samples: int = 10) -> torch.Tensor:
+    def classify(
+        self, xs: torch.Tensor, num_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Most probable class under q(y|x) for ``xs`` ``(B, C·H·W)``, shape ``(B,)`` (see
         :meth:`ADGMGuide.class_probs`)."""
-        return self.guide.class_probs(xs, num_samples).argmax(-1)
+        return self.guide.class_probs(xs, num_samples, generator).argmax(-1)
 
     @torch.no_grad()
     def style(self, xs: torch.Tensor, ys: torch.Tensor | None = None) -> torch.Tensor:

@@ -280,12 +280,18 @@ class SemiSupervisedImages(Experiment):
 
 
 @torch.no_grad()
-def predict(vae: SSVAE, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+def predict(
+    vae: SSVAE | ADGM, x: torch.Tensor, batch_size: int = 2000, seed: int = 0, num_samples: int = 10
+) -> torch.Tensor:
     """q(y|x)'s most probable class ``(N,)`` for flattened images ``x`` ``(N, C·H·W)``, computed in batches on
-    the module's device and in its dtype, returned on ``x``'s device."""
+    the module's device and in its dtype, returned on ``x``'s device. Where q(y|x) is a Monte Carlo mixture
+    (the ADGM, the ``"paper"`` guide) of ``num_samples`` draws, they come from a generator seeded with
+    ``seed`` on that device, so one checkpoint always scores the same and the global random state, and
+    with it training, is untouched."""
     weight = next(vae.parameters())
+    generator = torch.Generator(device=weight.device).manual_seed(seed)
     chunks = (x[i : i + batch_size].to(weight.device, weight.dtype) for i in range(0, len(x), batch_size))
-    return torch.cat([vae.classify(chunk).to(x.device) for chunk in chunks])
+    return torch.cat([vae.classify(chunk, num_samples, generator).to(x.device) for chunk in chunks])
 
 
 @torch.no_grad()
@@ -318,6 +324,8 @@ def model_posterior_predict(
     return index.to(x.device)
 
 
-def error(vae: SSVAE, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000) -> float:
-    """Classification error of q(y|x)'s most probable class."""
-    return (predict(vae, x, batch_size) != y).double().mean().item()
+def error(
+    vae: SSVAE | ADGM, x: torch.Tensor, y: torch.Tensor, batch_size: int = 2000, seed: int = 0
+) -> float:
+    """Classification error of q(y|x)'s most probable class (:func:`predict`)."""
+    return (predict(vae, x, batch_size, seed) != y).double().mean().item()

@@ -151,14 +151,20 @@ class SSVAEGuide(PyroModule):
                 pyro.sample("y", y_dist, obs=ys, obs_mask=mask)
 
     @torch.no_grad()
-    def class_probs(self, xs: torch.Tensor, num_samples: int = 10) -> torch.Tensor:
+    def class_probs(
+        self, xs: torch.Tensor, num_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """q(y|x) ``(..., C)`` for flattened images ``xs`` ``(..., C·H·W)``; for the ``"paper"`` guide
-        q(y|x) = E_q(z|x)[q(y|x, z)] is estimated with ``num_samples`` draws of z."""
+        q(y|x) = E_q(z|x)[q(y|x, z)] is estimated with ``num_samples`` draws of z, taken from
+        ``generator`` (on ``xs``'s device) or, by default, from torch's global random state."""
         images = self.images.network_input(xs)
         if self.guide_type == "m2":
             return self.encoder_y(images).softmax(-1)
         loc, scale = self.encoder_z(images)
-        z = loc + scale * torch.randn((num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device)
+        noise = torch.randn(
+            (num_samples,) + loc.shape, dtype=loc.dtype, device=loc.device, generator=generator
+        )
+        z = loc + scale * noise
         return self.encoder_y(images, z).softmax(-1).mean(0)
 
 
@@ -220,10 +226,12 @@ class SSVAE(PyroModule):
         self.guide = SSVAEGuide(encoder_y, encoder_z, images, num_classes, guide_type)
 
     @torch.no_grad()
-    def classify(self, xs: torch.Tensor, num_samples: int = 10) -> torch.Tensor:
+    def classify(
+        self, xs: torch.Tensor, num_samples: int = 10, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Most probable class under q(y|x) for ``xs`` ``(B, C·H·W)``, shape ``(B,)`` (see
         :meth:`SSVAEGuide.class_probs`)."""
-        return self.guide.class_probs(xs, num_samples).argmax(-1)
+        return self.guide.class_probs(xs, num_samples, generator).argmax(-1)
 
     @torch.no_grad()
     def style(self, xs: torch.Tensor, ys: torch.Tensor | None = None) -> torch.Tensor:

@@ -121,3 +121,21 @@ def test_bad_arguments_are_clear_errors():
         ADGM(IMAGE_SHAPE, aux_dim=0)
     with pytest.raises(ValueError, match=r"xs must be flattened images of shape \(batch, 6\)"):
         tiny().model(torch.rand(4, 7, dtype=torch.float64))
+
+
+def test_q_y_given_x_averages_the_classifier_over_draws_of_a_from_the_given_generator():
+    """q(y|x) = E_q(a|x)[q(y|a, x)] by hand from the same normal draws; a generator fixes the draws whatever
+    the global random state, which it leaves alone."""
+    vae = tiny()
+    xs, _, _ = batch()
+    loc, scale = vae.guide.encoder_a(xs)
+    noise = torch.randn((7,) + loc.shape, dtype=xs.dtype, generator=torch.Generator().manual_seed(3))
+    expected = vae.guide.encoder_y(loc + scale * noise, xs).softmax(-1).mean(0)
+    state = torch.get_rng_state()
+    probs = vae.guide.class_probs(xs, num_samples=7, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.allclose(probs, expected, rtol=0, atol=1e-12)
+    torch.manual_seed(1)
+    again = vae.guide.class_probs(xs, num_samples=7, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(again, probs)
+    assert not torch.allclose(vae.guide.class_probs(xs, 7, torch.Generator().manual_seed(4)), probs)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from pyro_partial_models.adgm import ADGM
-from pyro_partial_models.semi_supervised_images import model_posterior_predict
+from pyro_partial_models.semi_supervised_images import model_posterior_predict, predict
 from pyro_partial_models.ss_vae import SSVAE
 from tests.models.particles import assert_broadcasts_over_particles
 
@@ -70,3 +70,24 @@ def test_the_image_models_broadcast_over_vectorised_particles(name):
     if name == "adgm":
         latents["a"] = torch.randn(num_particles, rows, 3, dtype=torch.float64)
     assert_broadcasts_over_particles(vae.model, vae.guide, x, latents)
+
+
+@pytest.mark.parametrize("name", ["adgm", "paper"])
+def test_q_y_given_x_scores_a_checkpoint_the_same_every_time_and_leaves_the_global_random_state(name):
+    """Where q(y|x) is a Monte Carlo mixture, predict draws from its own seeded generator: the same seed
+    gives the same classes whatever the global random state, chunk by chunk as in one pass with that
+    generator, and training's random stream is not advanced by evaluation."""
+    torch.manual_seed(0)
+    if name == "adgm":
+        vae = ADGM(image_shape=(1, 6, 6), z_dim=2, aux_dim=2, hidden=(8,)).double()
+    else:
+        vae = SSVAE(image_shape=(1, 6, 6), z_dim=2, hidden=(8,), guide_type="paper").double()
+    x = torch.rand(30, 36, dtype=torch.float64)
+    state = torch.get_rng_state()
+    first = predict(vae, x, batch_size=7, seed=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(123)
+    assert torch.equal(predict(vae, x, batch_size=7, seed=5), first)
+    generator = torch.Generator().manual_seed(5)
+    by_hand = torch.cat([vae.classify(x[i : i + 7], generator=generator) for i in range(0, 30, 7)])
+    assert torch.equal(first, by_hand)

@@ -86,3 +86,17 @@ def test_images_must_be_flattened():
     vae = tiny(network="conv")
     with pytest.raises(ValueError, match=r"xs must be flattened images of shape \(batch, 784\)"):
         vae.model(torch.rand(2, 1, 28, 28))
+
+
+def test_the_paper_guides_q_y_given_x_averages_over_draws_of_z_from_the_given_generator():
+    """For q(z|x) q(y|x, z), q(y|x) = E_q(z|x)[q(y|x, z)] by hand from the same normal draws."""
+    vae = tiny(guide_type="paper").double()
+    xs = batch((1, 28, 28))[0].double()
+    loc, scale = vae.guide.encoder_z(xs)
+    noise = torch.randn((5,) + loc.shape, dtype=xs.dtype, generator=torch.Generator().manual_seed(2))
+    expected = vae.guide.encoder_y(xs, loc + scale * noise).softmax(-1).mean(0)
+    state = torch.get_rng_state()
+    probs = vae.guide.class_probs(xs, num_samples=5, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.allclose(probs, expected, rtol=0, atol=1e-12)
+    assert not torch.allclose(vae.guide.class_probs(xs, 5, torch.Generator().manual_seed(3)), probs)

@@ -1,0 +1,100 @@
+"""How much does a Monte Carlo q(y|x) move a run's test error? The spread over evaluation seeds.
+
+For the ADGM, q(y|x) = E_q(a|x)[q(y|a, x)], and for the ``"paper"`` guide q(y|x) = E_q(z|x)[q(y|x, z)], are
+averages over ``--draws`` draws of the other latent, so one checkpoint scores differently from one evaluation
+to the next unless the draws are seeded (:func:`pyro_partial_models.semi_supervised_images.predict`). Each
+run (``pyro-partial train mnist`` / ``svhn``) is scored on its test images under the evaluation seeds
+``0 .. --eval-seeds - 1``; the table gives the mean, standard deviation and range of the error. From the
+repository root:
+
+    python -m benchmarks.classifier_draws --eval-seeds 20 --runs runs/mnist_table1/table/l100_*_adgm
+
+The records are written to ``--out`` (Markdown, and JSON beside it with the command, versions and seed).
+Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from pyro_partial.data.paths import data_root
+from pyro_partial.metrics import classification_error
+from pyro_partial.training import runner
+from pyro_partial.training.records import MetricsCSV, command_line, write_results
+from pyro_partial_models.cli import experiment
+from pyro_partial_models.semi_supervised_images import predict
+
+IMAGE_EXPERIMENTS = ("mnist", "svhn")
+
+
+def spread(run: Path, data: Path | None, eval_seeds: int, draws: int) -> dict:
+    """The run's test error under each evaluation seed, with ``draws`` draws per image, and its summary."""
+    name = json.loads((run / "config.json").read_text()).get("experiment")
+    if name not in IMAGE_EXPERIMENTS:
+        raise ValueError(f"{run}: a {name!r} run; expected one of {IMAGE_EXPERIMENTS}")
+    image_experiment = experiment(name)
+    module, _ = runner.load_trained(image_experiment, run)
+    x, y = image_experiment.load_test(data, download=False)
+    errors = [
+        classification_error(predict(module, x, seed=seed, num_samples=draws), y)
+        for seed in range(eval_seeds)
+    ]
+    return {
+        "run": str(run),
+        "epochs": len(MetricsCSV(run / runner.METRICS).rows),
+        "draws": draws,
+        "errors": errors,
+        "mean": statistics.fmean(errors),
+        "std": statistics.stdev(errors) if len(errors) > 1 else 0.0,
+    }
+
+
+def table(records: list[dict]) -> str:
+    """The Markdown table of the scored runs (errors in %)."""
+    lines = [
+        "| run | epochs | draws | evaluation seeds | mean error | std | min | max |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        low, high = min(r["errors"]), max(r["errors"])
+        lines.append(
+            f"| {Path(r['run']).name} | {r['epochs']} | {r['draws']} | {len(r['errors'])} | "
+            f"{100 * r['mean']:.2f} | {100 * r['std']:.3f} | {100 * low:.2f} | {100 * high:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    parser.add_argument("--eval-seeds", type=int, default=20, help="evaluation seeds 0 .. N-1")
+    parser.add_argument("--draws", type=int, default=10, help="draws of a (or z) per image, as in training")
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
+    parser.add_argument("--out", type=Path, default=Path("runs/classifier_draws.md"), help="Markdown table")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    for option in ("eval_seeds", "draws", "threads"):
+        if getattr(args, option) < 1:
+            parser.error(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option)}")
+    torch.set_num_threads(args.threads)
+    missing = [str(run) for run in args.runs if not (run / runner.CHECKPOINT).is_file()]
+    if missing:
+        parser.error(f"runs without a checkpoint: {', '.join(missing)}")
+    data = data_root(args.data)
+    records = [spread(run, data, args.eval_seeds, args.draws) for run in args.runs]
+    text = table(records)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(args.out.with_suffix(".json"), {"records": records}, seed=0)
+    args.out.write_text(f"`{command_line()}`\n\n{text}\n")
+
+
+if __name__ == "__main__":
+    main()
