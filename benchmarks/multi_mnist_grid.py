@@ -8,16 +8,20 @@ From the repository root:
     python -m benchmarks.multi_mnist_grid --labelled 1000 --seeds 0 1 2 --refine-steps 50 \\
         --alpha-where 250 --long-epochs 12
 
+    python -m benchmarks.multi_mnist_grid --labelled 1000 --seeds 0 1 2 --long-epochs 24 \\
+        --refine-steps 50 --search-radius 2 --jobs 3
+
 Runs (every seed): a new digit model at each ``--labelled`` count (``l<m>``); with ``--nested-mnist``, also
 the SSVAE of that ``pyro-partial train mnist`` run nested at ``--nested-labelled`` canvases, frozen and
 fine-tuned (``--finetune-nested``); for each ``--alpha-where`` weight, a new digit model at each count with
 that weight on the windows' term (``l<m>_where<A>``); for each ``--long-epochs`` E, one trained for E
 epochs (``l<m>_e<E>``). With ``--refine-steps N`` every run also refines its test windows by N steps of
-rate ``--refine-lr`` after training (names end in ``_refine<N>``). Each run lands in
+rate ``--refine-lr`` after training (names end in ``_refine<N>``), and with ``--search-radius R`` moves them
+by the glimpse search within R pixels (names end in ``_search<R>``). Each run lands in
 ``--runs/<name>_s<seed>`` and is never repeated (an interrupted one is resumed). Prints and writes
 ``multi_mnist.md``: mean ± std over seeds of the test scores of the ``multi_mnist`` experiment (matched =
 each true digit against the inferred step whose centre is closest; true windows = the digits read through
-the true windows; refined = after the window refinement).
+the true windows; refined = after the window refinement; searched = after the glimpse search).
 Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 """
 
@@ -43,6 +47,9 @@ WINDOWS = [
     ("centre error, matched (px)", "test_matched_position_error_px", 1),
     ("centre error, matched, refined (px)", "test_refined_matched_position_error_px", 1),
     ("refinement time per run (s)", "test_refine_seconds", 1),
+    ("digit accuracy, matched, searched (%)", "test_searched_matched_digit_accuracy", 100),
+    ("centre error, matched, searched (px)", "test_searched_matched_position_error_px", 1),
+    ("search time per run (s)", "test_search_seconds", 1),
 ]
 """The second table's columns: the windows' share of the digit accuracy (runs without the scores show
 "—")."""
@@ -64,6 +71,11 @@ def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
         refine = ["--refine-steps", str(args.refine_steps), "--refine-lr", f"{args.refine_lr:g}"]
         runs = {
             f"{name}_refine{args.refine_steps}": [*arguments, *refine] for name, arguments in runs.items()
+        }
+    if args.search_radius > 0:
+        search = ["--search-radius", str(args.search_radius)]
+        runs = {
+            f"{name}_search{args.search_radius}": [*arguments, *search] for name, arguments in runs.items()
         }
     return runs
 
@@ -90,6 +102,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         "--refine-steps", type=int, default=0, help="test-time window refinement steps of every run (0: off)"
     )
     parser.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of the refinement")
+    parser.add_argument(
+        "--search-radius", type=int, default=0, help="test-time glimpse search radius of every run (0: off)"
+    )
     add_grid_arguments(parser, "multi_mnist_grid")
     args = parser.parse_args(argv)
     runs = configurations(args)
@@ -108,7 +123,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         )
     lines += [
         "",
-        "Windows: digits read through the inferred windows, the refined ones and the true ones",
+        "Windows: digits read through the inferred windows, the refined ones, the true ones and the searched "
+        "ones",
         "",
         "| run | " + " | ".join(title for title, _, _ in WINDOWS) + " |",
         "|---|" + "---|" * len(WINDOWS),

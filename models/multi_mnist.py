@@ -25,7 +25,10 @@ true windows); ``results.json`` records the last epoch's as ``test_<score>``. Wi
 the trained model's test windows are then refined by N Adam steps of rate ``--refine-lr`` on the canvas's
 log-joint (:mod:`pyro_partial_models.multi_mnist_refine`, the count fixed at q's mode), and
 ``results.json`` also records the window-dependent scores after refinement as ``test_refined_<score>``
-and the time it took as ``test_refine_seconds``.
+and the time it took as ``test_refine_seconds``. With ``--search-radius R`` the windows (refined, if
+``--refine-steps`` is also given) are then moved to the whole-pixel shift within R pixels at which the digit
+reader is most confident (the glimpse search of :mod:`pyro_partial_models.multi_mnist_refine`), recorded as
+``test_searched_<score>`` and ``test_search_seconds``.
 
 Defaults: 10,000 training canvases, 6 epochs, batches of 100, a convolutional canvas encoder (channels 16,
 32, 64 over the canvas and its pixel coordinates; 256 features), a 128-unit recurrent state and a digit
@@ -33,6 +36,7 @@ model of 200 hidden units.
 
     pyro-partial train multi_mnist --labelled-canvases 100 --seed 0
     pyro-partial train multi_mnist --labelled-canvases 1000 --refine-steps 50 --alpha-where 250 --seed 0
+    pyro-partial train multi_mnist --labelled-canvases 1000 --epochs 24 --refine-steps 50 --search-radius 2
     pyro-partial train mnist --labels 3000 --epochs 3 --seed 0 --out runs/mnist/nested_source
     pyro-partial train multi_mnist --labelled-canvases 100 --nested-mnist runs/mnist/nested_source --seed 0
     pyro-partial plot multi_mnist --run runs/multi_mnist/labelled100_new_seed0
@@ -59,9 +63,15 @@ from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.plots import save_grid
 from pyro_partial.training import DeviceBatches, Experiment, Setup, load_trained
 from pyro_partial_models.mnist import MNIST
-from pyro_partial_models.multi_digit import NUM_CLASSES, MultiDigitVAE, coords_from_where, digit_sites
+from pyro_partial_models.multi_digit import (
+    NUM_CLASSES,
+    MultiDigitVAE,
+    Reading,
+    coords_from_where,
+    digit_sites,
+)
 from pyro_partial_models.multi_mnist_figures import canvas_reconstruction_grid, decomposition_grid
-from pyro_partial_models.multi_mnist_refine import refine_reading
+from pyro_partial_models.multi_mnist_refine import refine_reading, search_reading
 from pyro_partial_models.multi_mnist_scores import SCORES, evaluate, read_all, reading_scores
 from pyro_partial_models.ss_vae import SSVAE
 
@@ -128,6 +138,21 @@ def site_alphas(args: argparse.Namespace) -> dict[str, float]:
     }
 
 
+def window_scores(prefix: str, reading: Reading, data: MultiMNIST) -> dict[str, float]:
+    """The window-dependent scores (:func:`~pyro_partial_models.multi_mnist_scores.reading_scores`) of a
+    reading of ``data``'s canvases whose windows were moved, as ``<prefix>_<score>``."""
+    return {f"{prefix}_{name}": value for name, value in reading_scores(reading, data).items()}
+
+
+def window_summary(scores: Mapping[str, float], prefix: str) -> str:
+    """One line of the ``<prefix>_`` scores: digit accuracy (matched) and matched centre error."""
+    return (
+        f"digit accuracy {100 * scores[f'{prefix}_digit_accuracy']:.2f}% "
+        f"({100 * scores[f'{prefix}_matched_digit_accuracy']:.2f}% matched), position error "
+        f"{scores[f'{prefix}_matched_position_error_px']:.2f} px matched"
+    )
+
+
 class MultiMNISTExperiment(Experiment):
     """The ``multi_mnist`` experiment of the module docstring."""
 
@@ -173,6 +198,12 @@ class MultiMNISTExperiment(Experiment):
         )
         parser.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of the refinement")
         parser.add_argument(
+            "--search-radius",
+            type=int,
+            default=0,
+            help="radius in pixels of the glimpse search of the test windows (0: off; multi_mnist_refine)",
+        )
+        parser.add_argument(
             "--temperature", type=float, default=0.5, help="relaxation temperature of the digits"
         )
         parser.add_argument("--importance-samples", type=int, default=1, help="S for the supervised term")
@@ -216,6 +247,8 @@ class MultiMNISTExperiment(Experiment):
             problems.append(f"--refine-steps must be non-negative, got {args.refine_steps}")
         if not args.refine_lr > 0:
             problems.append(f"--refine-lr must be positive, got {args.refine_lr}")
+        if args.search_radius < 0:
+            problems.append(f"--search-radius must be non-negative, got {args.search_radius}")
         if not args.temperature > 0:
             problems.append(f"--temperature must be positive, got {args.temperature}")
         if args.importance_samples < 1:
@@ -311,21 +344,23 @@ class MultiMNISTExperiment(Experiment):
         self, args: argparse.Namespace, data: Canvases, setup: Setup, history: list[dict[str, float]]
     ) -> dict[str, Any]:
         scores = {name: history[-1][name] for name in SCORES}
-        refined = {}
+        moved = {}
+        if args.refine_steps > 0 or args.search_radius > 0:
+            reading = read_all(setup.module, data.test.canvases)
         if args.refine_steps > 0:
             began = time.perf_counter()
-            reading = read_all(setup.module, data.test.canvases)
             reading = refine_reading(
                 setup.module, data.test.canvases, reading, args.refine_steps, args.refine_lr
             )
-            refined = {f"refined_{name}": value for name, value in reading_scores(reading, data.test).items()}
-            refined["refine_seconds"] = time.perf_counter() - began
-            print(
-                f"after {args.refine_steps} refinement steps: digit accuracy "
-                f"{100 * refined['refined_digit_accuracy']:.2f}% "
-                f"({100 * refined['refined_matched_digit_accuracy']:.2f}% matched), position error "
-                f"{refined['refined_matched_position_error_px']:.2f} px matched"
-            )
+            moved |= window_scores("refined", reading, data.test)
+            moved["refine_seconds"] = time.perf_counter() - began
+            print(f"after {args.refine_steps} refinement steps: " + window_summary(moved, "refined"))
+        if args.search_radius > 0:
+            began = time.perf_counter()
+            reading = search_reading(setup.module, data.test.canvases, reading, args.search_radius)
+            moved |= window_scores("searched", reading, data.test)
+            moved["search_seconds"] = time.perf_counter() - began
+            print(f"after a glimpse search of {args.search_radius} px: " + window_summary(moved, "searched"))
         print(
             f"test count accuracy {100 * scores['count_accuracy']:.2f}%, digit accuracy "
             f"{100 * scores['digit_accuracy']:.2f}% ({100 * scores['matched_digit_accuracy']:.2f}% matched), "
@@ -345,7 +380,8 @@ class MultiMNISTExperiment(Experiment):
             **{f"alpha_{term}": value for term, value in term_alphas(args).items()},
             "refine_steps": args.refine_steps,
             "refine_lr": args.refine_lr,
-            **{f"test_{name}": value for name, value in {**scores, **refined}.items()},
+            "search_radius": args.search_radius,
+            **{f"test_{name}": value for name, value in {**scores, **moved}.items()},
         }
 
     def plot(

@@ -24,9 +24,18 @@ encoders' output for :math:`z`). Each canvas keeps the windows of the best :math
 included), so refinement never lowers it; steps :math:`k \ge \hat n` keep their windows. The refined
 reading re-reads its digits, styles and glimpses through the refined windows; the count probabilities are
 unchanged.
+
+:math:`J`'s optimum lies off the true windows (the mean patch is blurry), and the digit reader, sharp
+within a pixel of a digit's centre, is far worse two or three pixels away. The glimpse search
+(:func:`search_windows`) therefore asks the reader instead: each window :math:`k < \hat n` is moved to the
+whole-pixel shift of its centre, within :math:`R` pixels in :math:`x` and :math:`y`, at which the reader is
+most confident, :math:`\max_y q(y | g_k)` largest. It is a test-time search over glimpses, not a density:
+it changes where the digits are read, never the count.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 
@@ -110,6 +119,57 @@ def refine_windows(
     return best
 
 
+def search_windows(
+    vae: MultiDigitVAE, canvases: torch.Tensor, coords: torch.Tensor, counts: torch.Tensor, radius: int
+) -> torch.Tensor:
+    r"""The windows ``coords`` (log s, x, y) ``(B, K, 3)`` of ``canvases`` ``(B, S, S)`` with each step
+    ``k < counts[b]`` moved to the whole-pixel shift of its centre, within ``radius`` pixels in x and y (a
+    grid of :math:`(2R + 1)^2` shifts), at which the digit reader's :math:`\max_y q(y | g_k)` is largest;
+    ties go to the smaller shift, so ``radius=0`` returns ``coords``. Scales and absent steps are kept."""
+    if radius < 0:
+        raise ValueError(f"radius must be non-negative, got {radius}")
+    pixel = 2.0 / vae.canvas_size
+    offsets = torch.arange(-radius, radius + 1, dtype=coords.dtype, device=coords.device) * pixel
+    shifts = torch.cartesian_prod(offsets, offsets)  # (O, 2) in (x, y)
+    shifts = shifts[shifts.norm(dim=-1).argsort(stable=True)]  # the unshifted window first
+    moves = torch.cat([shifts.new_zeros(len(shifts), 1), shifts], -1)  # (O, 3), log s kept
+    with torch.no_grad():
+        confidence = torch.stack(
+            [vae.guide.read_windows(canvases, coords + move)[0].amax(-1) for move in moves]
+        )  # (O, B, K)
+    present = torch.arange(coords.shape[1], device=counts.device) < counts[:, None]  # (B, K)
+    return coords + moves[confidence.argmax(0)] * present[..., None]
+
+
+def reread(
+    vae: MultiDigitVAE,
+    canvases: torch.Tensor,
+    reading: Reading,
+    move_windows: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+    batch_size: int = 500,
+) -> Reading:
+    """``reading`` (of ``canvases`` ``(N, S, S)``, :meth:`MultiDigitVAE.read_canvases`) with its windows
+    moved by ``move_windows(canvases, coords, counts)`` (``(B, S, S)``, ``(B, K, 3)`` log s, x, y and the
+    counts ``argmax q(n | x)`` ``(B,)``, to new ``coords``) and its digits, styles and glimpses re-read
+    through them; in chunks of ``batch_size`` on the module's device, the result on ``canvases``'s device.
+    The count probabilities are kept."""
+    device = next(vae.parameters()).device
+    counts = reading.count_probs.argmax(-1)
+    coords = coords_from_where(reading.wheres)
+    parts = []
+    for i in range(0, len(canvases), batch_size):
+        chunk = canvases[i : i + batch_size].to(device)
+        moved = move_windows(
+            chunk, coords[i : i + batch_size].to(device), counts[i : i + batch_size].to(device)
+        )
+        with torch.no_grad():
+            parts.append((where_from_coords(moved), *vae.guide.read_windows(chunk, moved)))
+    wheres, digit_probs, styles, glimpses = (
+        torch.cat(part).to(canvases.device) for part in zip(*parts, strict=True)
+    )
+    return Reading(reading.count_probs, wheres, digit_probs, styles, glimpses)
+
+
 def refine_reading(
     vae: MultiDigitVAE,
     canvases: torch.Tensor,
@@ -118,27 +178,26 @@ def refine_reading(
     lr: float,
     batch_size: int = 500,
 ) -> Reading:
-    """``reading`` (of ``canvases`` ``(N, S, S)``, :meth:`MultiDigitVAE.read_canvases`) with the windows of
-    the first ``argmax q(n | x)`` steps refined by :func:`refine_windows`, and its digits, styles and
-    glimpses re-read through them; in chunks of ``batch_size`` on the module's device, the result on
-    ``canvases``'s device."""
-    device = next(vae.parameters()).device
-    counts = reading.count_probs.argmax(-1)
-    coords = coords_from_where(reading.wheres)
-    parts = []
-    for i in range(0, len(canvases), batch_size):
-        chunk = canvases[i : i + batch_size].to(device)
-        refined = refine_windows(
-            vae,
-            chunk,
-            coords[i : i + batch_size].to(device),
-            counts[i : i + batch_size].to(device),
-            steps,
-            lr,
-        )
-        with torch.no_grad():
-            parts.append((where_from_coords(refined), *vae.guide.read_windows(chunk, refined)))
-    wheres, digit_probs, styles, glimpses = (
-        torch.cat(part).to(canvases.device) for part in zip(*parts, strict=True)
+    """``reading`` of ``canvases`` ``(N, S, S)`` with the windows of the first ``argmax q(n | x)`` steps
+    refined by :func:`refine_windows` and re-read (:func:`reread`)."""
+    return reread(
+        vae,
+        canvases,
+        reading,
+        lambda chunk, coords, counts: refine_windows(vae, chunk, coords, counts, steps, lr),
+        batch_size,
     )
-    return Reading(reading.count_probs, wheres, digit_probs, styles, glimpses)
+
+
+def search_reading(
+    vae: MultiDigitVAE, canvases: torch.Tensor, reading: Reading, radius: int, batch_size: int = 500
+) -> Reading:
+    """``reading`` of ``canvases`` ``(N, S, S)`` with the windows of the first ``argmax q(n | x)`` steps
+    moved by the glimpse search of :func:`search_windows` and re-read (:func:`reread`)."""
+    return reread(
+        vae,
+        canvases,
+        reading,
+        lambda chunk, coords, counts: search_windows(vae, chunk, coords, counts, radius),
+        batch_size,
+    )

@@ -1,6 +1,6 @@
 """The Multi-MNIST grid's named runs for the window experiments (issue #23): a window weight, longer
-training and test-time refinement as run names and arguments, and their second summary table (fabricated
-``results.json`` files, so nothing is trained)."""
+training, test-time refinement and glimpse search as run names and arguments, and their second summary
+table (fabricated ``results.json`` files, so nothing is trained)."""
 
 import json
 import sys
@@ -25,15 +25,26 @@ def test_window_weight_longer_and_refined_runs_are_named_and_passed_their_argume
     ]
 
 
+def test_searched_runs_are_named_after_the_refinement_and_passed_the_radius(tmp_path, commands):
+    multi_mnist_grid.main([*GRID, "--runs", str(tmp_path), "--refine-steps", "50", "--search-radius", "2"])
+    names = ["l1000_refine50_search2", "l1000_where250_refine50_search2", "l1000_e12_refine50_search2"]
+    assert [command[command.index("--out") + 1] for command in commands] == [
+        str(tmp_path / f"{name}_s0") for name in names
+    ]
+    for command in commands:
+        options = command[: command.index("--out")]
+        assert options[-6:] == ["--refine-lr", "0.05", "--search-radius", "2", "--seed", "0"]
+
+
 def test_without_refinement_the_names_have_no_suffix(tmp_path, commands):
     multi_mnist_grid.main([*GRID, "--runs", str(tmp_path)])
     assert [command[command.index("--out") + 1] for command in commands] == [
         str(tmp_path / f"{name}_s0") for name in ("l1000", "l1000_where250", "l1000_e12")
     ]
-    assert not any("--refine-steps" in command for command in commands)
+    assert not any("--refine-steps" in command or "--search-radius" in command for command in commands)
 
 
-def test_window_table_reports_refined_and_true_window_scores(tmp_path):
+def test_window_table_reports_refined_searched_and_true_window_scores(tmp_path):
     scores = {
         "test_count_accuracy": 0.9,
         "test_digit_accuracy": 0.2,
@@ -44,6 +55,9 @@ def test_window_table_reports_refined_and_true_window_scores(tmp_path):
         "test_refined_matched_digit_accuracy": 0.5,
         "test_refined_matched_position_error_px": 2.5,
         "test_refine_seconds": 90.0,
+        "test_searched_matched_digit_accuracy": 0.6,
+        "test_searched_matched_position_error_px": 2.0,
+        "test_search_seconds": 30.0,
     }
     for seed, shift in ((0, 0.0), (1, 0.1)):
         out = tmp_path / f"l1000_refine50_s{seed}"
@@ -57,7 +71,8 @@ def test_window_table_reports_refined_and_true_window_scores(tmp_path):
     rows = table.splitlines()
     assert (
         "| l1000_refine50 | 30.0 ± 7.1 (n=2) | 55.0 ± 7.1 (n=2) | 85.0 ± 7.1 (n=2) | 4.0 ± 0.1 (n=2) "
-        "| 2.5 ± 0.1 (n=2) | 90.0 ± 0.1 (n=2) |" in rows
+        "| 2.5 ± 0.1 (n=2) | 90.0 ± 0.1 (n=2) | 65.0 ± 7.1 (n=2) | 2.0 ± 0.1 (n=2) | 30.1 ± 0.1 (n=2) |"
+        in rows
     )
-    assert "| l1000_where250_refine50 | — | — | — | — | — | — |" in rows  # not run yet
+    assert "| l1000_where250_refine50 | — | — | — | — | — | — | — | — | — |" in rows  # not run yet
     assert (tmp_path / "multi_mnist.md").read_text() == table + "\n"

@@ -1,6 +1,7 @@
-"""Test-time window refinement and the per-term supervised weights of the Multi-MNIST experiment: a known
-window offset removed by refinement under a model whose patch is a fixed blob, the mean patch against a
-hand computation, argument errors, and the three weights reaching the objective term by term."""
+"""Test-time window refinement, the glimpse search and the per-term supervised weights of the Multi-MNIST
+experiment: a known window offset removed by refinement under a model whose patch is a fixed blob, and by
+the search under a reader whose confidence peaks at known centres, the mean patch against a hand
+computation, argument errors, and the three weights reaching the objective term by term."""
 
 import argparse
 
@@ -26,6 +27,8 @@ from pyro_partial_models.multi_mnist_refine import (
     mean_patches,
     refine_reading,
     refine_windows,
+    search_reading,
+    search_windows,
     window_objective,
 )
 from pyro_partial_models.ss_vae import SSVAE
@@ -126,6 +129,7 @@ def test_refinement_argument_errors():
     [
         (["--refine-steps", "-1"], "--refine-steps must be non-negative, got -1"),
         (["--refine-lr", "0"], "--refine-lr must be positive, got 0.0"),
+        (["--search-radius", "-1"], "--search-radius must be non-negative, got -1"),
         (["--alpha-where", "-1"], "--alpha-where must be a non-negative number, got -1.0"),
         (["--alpha-count", "nan"], "--alpha-count must be a non-negative number, got nan"),
     ],
@@ -199,3 +203,74 @@ def test_the_experiment_trains_on_the_per_term_weights(tmp_path):
     setup = experiment.build(args, Canvases(data, data))
     assert setup.elbo.alpha == site_alphas(args)
     assert setup.elbo.alpha["digit_2"] == 9.0 and setup.elbo.alpha["where_0"] == 50.0
+
+
+def confident_at_true_centres(vae: MultiDigitVAE) -> None:
+    """Replace the reader by one whose confidence max_y q(y | g_k) falls with the distance of window k's
+    centre from ``TRUE``'s (digit k's probability exp(-d²), the rest shared evenly)."""
+
+    def read_windows(canvases, coords):
+        distance = (coords - TRUE.to(coords))[..., 1:].norm(dim=-1)  # (B, K)
+        top = torch.exp(-((distance * 25) ** 2) / 8)
+        rest = (1 - top[..., None]) / (NUM_CLASSES - 1)
+        probs = torch.where(torch.eye(NUM_CLASSES, dtype=torch.bool)[: coords.shape[1]], top[..., None], rest)
+        batch, steps = coords.shape[:2]
+        return probs, coords.new_zeros(batch, steps, 4), coords.new_zeros(batch, steps, 28, 28)
+
+    vae.guide.read_windows = read_windows
+
+
+def test_the_glimpse_search_moves_each_present_window_to_the_readers_most_confident_shift():
+    vae, canvas = blob_model()
+    confident_at_true_centres(vae)
+    pixel = 2 / 50
+    start = TRUE + torch.tensor([0.0, 2 * pixel, -pixel])  # 2 px off in x, 1 in y
+    counts = torch.tensor([2])
+    found = search_windows(vae, canvas, start, counts, radius=2)
+    assert torch.allclose(found[0, :2], TRUE[0, :2], atol=1e-6)  # both present windows on their centres
+    assert torch.equal(found[0, 2], start[0, 2])  # the absent step is left alone
+    one = search_windows(vae, canvas, start, counts, radius=1)  # one pixel towards the centre in x and y
+    assert torch.allclose(one[0, :2], (TRUE + torch.tensor([0.0, pixel, 0.0]))[0, :2], atol=1e-6)
+    assert torch.equal(search_windows(vae, canvas, start, counts, radius=0), start)
+    assert torch.equal(search_windows(vae, canvas, TRUE, counts, radius=2), TRUE)  # ties: no move
+    with pytest.raises(ValueError, match="radius must be non-negative, got -1"):
+        search_windows(vae, canvas, start, counts, radius=-1)
+
+
+def test_searched_reading_rereads_through_the_searched_windows():
+    vae, canvas = blob_model()
+    confident_at_true_centres(vae)
+    start = (TRUE + torch.tensor([0.0, 0.04, 0.04])).expand(2, -1, -1)
+    canvases = canvas.expand(2, -1, -1)
+    count_probs = torch.tensor([[0.0, 0.1, 0.9, 0.0], [1.0, 0.0, 0.0, 0.0]])  # 2 digits, then none
+    reading = Reading(count_probs, where_from_coords(start), *vae.guide.read_windows(canvases, start))
+    searched = search_reading(vae, canvases, reading, radius=1, batch_size=1)
+    coords = coords_from_where(searched.wheres)
+    assert torch.allclose(coords[0, :2], TRUE[0, :2], atol=1e-6)
+    assert torch.allclose(searched.wheres[1], reading.wheres[1])  # a canvas read as empty keeps its windows
+    assert torch.equal(searched.count_probs, count_probs)
+    assert torch.allclose(searched.digit_probs, vae.guide.read_windows(canvases, coords)[0])
+
+
+def test_the_experiment_records_refined_then_searched_scores_and_adds_them_on_resuming(
+    real_data_root, tmp_path, single_thread
+):
+    """A run refined and searched records both sets of scores; a finished run resumed with a wider search
+    (``--override search-radius``) trains no further and records the new search."""
+    tiny = [
+        "--train-canvases", "120", "--test-canvases", "40", "--labelled-canvases", "20", "--batch-size", "40",
+        "--canvas-channels", "4", "--canvas-features", "16", "--state-dim", "8", "--digit-hidden", "16",
+        "--no-progress", "--data", str(real_data_root), "--epochs", "1", "--out", str(tmp_path),
+    ]  # fmt: skip
+    experiment = MultiMNISTExperiment()
+    first = runner.train(experiment, [*tiny, "--refine-steps", "2", "--search-radius", "1"])
+    for prefix in ("refined", "searched"):
+        assert 0.0 <= first[f"test_{prefix}_matched_digit_accuracy"] <= 1.0
+        assert first[f"test_{prefix}_matched_position_error_px"] > 0
+    assert first["search_radius"] == 1 and first["test_search_seconds"] > 0
+    again = runner.train(
+        experiment,
+        [*tiny, "--refine-steps", "2", "--search-radius", "3", "--resume", "--override", "search-radius"],
+    )
+    assert again["search_radius"] == 3 and again["epochs"] == 1
+    assert again["test_refined_matched_digit_accuracy"] == first["test_refined_matched_digit_accuracy"]
