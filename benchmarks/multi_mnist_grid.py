@@ -11,13 +11,18 @@ From the repository root:
     python -m benchmarks.multi_mnist_grid --labelled 1000 --seeds 0 1 2 --long-epochs 24 \\
         --refine-steps 50 --search-radius 2 --jobs 3
 
+    python -m benchmarks.multi_mnist_grid --labelled 1000 --seeds 0 1 2 --long-epochs 24 \\
+        --glimpse-jitter 2 --refine-steps 50 --search-radius 2 --jobs 3
+
 Runs (every seed): a new digit model at each ``--labelled`` count (``l<m>``); with ``--nested-mnist``, also
 the SSVAE of that ``pyro-partial train mnist`` run nested at ``--nested-labelled`` canvases, frozen and
 fine-tuned (``--finetune-nested``); for each ``--alpha-where`` weight, a new digit model at each count with
 that weight on the windows' term (``l<m>_where<A>``); for each ``--long-epochs`` E, one trained for E
-epochs (``l<m>_e<E>``). With ``--refine-steps N`` every run also refines its test windows by N steps of
-rate ``--refine-lr`` after training (names end in ``_refine<N>``), and with ``--search-radius R`` moves them
-by the glimpse search within R pixels (names end in ``_search<R>``). Each run lands in
+epochs (``l<m>_e<E>``). With ``--glimpse-jitter J`` every run trains its digit classifier on labelled
+glimpses jittered by up to J pixels (names gain ``_jitter<J>``). With ``--refine-steps N`` every run also
+refines its test windows by N steps of rate ``--refine-lr`` after training (names gain ``_refine<N>``), and
+with ``--search-radius R`` moves them by the glimpse search within R pixels (names end in ``_search<R>``).
+Each run lands in
 ``--runs/<name>_s<seed>`` and is never repeated (an interrupted one is resumed). Prints and writes
 ``multi_mnist.md``: mean ± std over seeds of the test scores of the ``multi_mnist`` experiment (matched =
 each true digit against the inferred step whose centre is closest; true windows = the digits read through
@@ -67,6 +72,11 @@ def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
             runs[f"l{m}_where{weight:g}"] = ["--labelled-canvases", str(m), "--alpha-where", f"{weight:g}"]
         for epochs in args.long_epochs:
             runs[f"l{m}_e{epochs}"] = ["--labelled-canvases", str(m), "--epochs", str(epochs)]
+    if args.glimpse_jitter > 0:
+        jitter = ["--glimpse-jitter", f"{args.glimpse_jitter:g}"]
+        runs = {
+            f"{name}_jitter{args.glimpse_jitter:g}": [*arguments, *jitter] for name, arguments in runs.items()
+        }
     if args.refine_steps > 0:
         refine = ["--refine-steps", str(args.refine_steps), "--refine-lr", f"{args.refine_lr:g}"]
         runs = {
@@ -102,6 +112,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         "--refine-steps", type=int, default=0, help="test-time window refinement steps of every run (0: off)"
     )
     parser.add_argument("--refine-lr", type=float, default=0.05, help="learning rate of the refinement")
+    parser.add_argument(
+        "--glimpse-jitter", type=float, default=0.0, help="jitter of the classifier's glimpses (0: off)"
+    )
     parser.add_argument(
         "--search-radius", type=int, default=0, help="test-time glimpse search radius of every run (0: off)"
     )

@@ -29,6 +29,11 @@ labelled canvas with n digits uses the labels of steps k < n only (padding slots
 valid). On unlabelled canvases the digits are relaxed (Gumbel-softmax, ``relax=digit_sites(K, T)``):
 enumerating them jointly with the count would take 10^K (K + 1) branches.
 
+Jittered glimpses: with ``glimpse_jitter`` J > 0 the digit classifier's term of a labelled canvas,
+α log q(y_k | g̃_k), reads its glimpse g̃_k through the labelled window shifted by a uniform offset of up
+to J pixels in x and y (:func:`jitter_windows`, in training only), a data augmentation that shows the
+classifier the errors of inferred windows. The styles, the unlabelled canvases and evaluation keep g_k.
+
 Model and guide are the ``PyroModule`` objects :class:`MultiDigitModel` and :class:`MultiDigitGuide`, the
 submodules ``model`` and ``guide`` of :class:`MultiDigitVAE` (the experiment contract of
 :mod:`pyro_partial.training.experiment`); the digit sub-model's decoder (``SSVAE.model``) lives in the
@@ -75,6 +80,14 @@ def coords_from_where(where: torch.Tensor, placeholder: Sequence[float] = WHERE_
     valid = where[..., :1] > 0
     coords = torch.cat([where[..., :1].clamp(min=1e-6).log(), where[..., 1:]], -1)
     return torch.where(valid, coords, torch.as_tensor(placeholder, dtype=where.dtype, device=where.device))
+
+
+def jitter_windows(coords: torch.Tensor, pixels: float, canvas_size: int) -> torch.Tensor:
+    """Windows ``coords`` (log s, x, y) ``(..., 3)`` with each centre shifted by an offset drawn uniformly
+    from [−``pixels``, ``pixels``]² pixels of a ``canvas_size``-pixel canvas (a pixel is 2 / S in the
+    windows' [−1, 1] coordinates); the scales are kept."""
+    offsets = (2 * torch.rand(*coords.shape[:-1], 2, dtype=coords.dtype, device=coords.device) - 1) * pixels
+    return coords + torch.cat([torch.zeros_like(offsets[..., :1]), offsets * (2.0 / canvas_size)], -1)
 
 
 def digit_sites(max_digits: int, temperature: float) -> dict[str, float]:
@@ -209,6 +222,8 @@ class MultiDigitGuide(PyroModule):
     :param canvas_features: size of the canvas features f(x) (a linear layer after the convolutions).
     :param state_dim: size of the recurrent state h_k.
     :param where_loc: the prior mean of ``(log s, x, y)``, to which the window means are relative.
+    :param glimpse_jitter: J, the largest shift in pixels of the labelled windows through which the digit
+        classifier reads labelled canvases in training (0: none; see the module docstring).
     """
 
     def __init__(
@@ -221,10 +236,14 @@ class MultiDigitGuide(PyroModule):
         canvas_features: int,
         state_dim: int,
         where_loc: Sequence[float],
+        glimpse_jitter: float = 0.0,
     ):
         super().__init__()
+        if glimpse_jitter < 0:
+            raise ValueError(f"glimpse_jitter must be non-negative, got {glimpse_jitter}")
         self.digit = digit
         self.canvas_size, self.max_digits = canvas_size, max_digits
+        self.glimpse_jitter = glimpse_jitter
         self.state_dim = state_dim
         self.encoder = ConvEncoder(
             (3, canvas_size, canvas_size), canvas_features, channels=canvas_channels, activation="relu"
@@ -284,15 +303,28 @@ class MultiDigitGuide(PyroModule):
                     f"where_{k}", dist.Normal(loc, scale).to_event(1), obs=wheres[:, k], obs_mask=mask
                 )
                 glimpse = digit.images.network_input(self.read(canvases, w))
+                classified = self.classified_glimpse(canvases, w, mask, glimpse)
                 if digit.guide_type == "m2":
-                    y_dist = dist.OneHotCategorical(logits=digit.encoder_y(glimpse))
+                    y_dist = dist.OneHotCategorical(logits=digit.encoder_y(classified))
                     y = pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
                     pyro.sample(f"z_{k}", dist.Normal(*digit.encoder_z(glimpse, y)).to_event(1))
                 else:
                     z = pyro.sample(f"z_{k}", dist.Normal(*digit.encoder_z(glimpse)).to_event(1))
-                    y_dist = dist.OneHotCategorical(logits=digit.encoder_y(glimpse, z))
+                    y_dist = dist.OneHotCategorical(logits=digit.encoder_y(classified, z))
                     pyro.sample(f"digit_{k}", y_dist, obs=digits[:, k], obs_mask=mask)
                 previous = w
+
+    def classified_glimpse(
+        self, canvases: torch.Tensor, w: torch.Tensor, mask: torch.Tensor, glimpse: torch.Tensor
+    ) -> torch.Tensor:
+        """The digit classifier's input ``(..., 28·28)`` at a step with windows ``w`` ``(..., B, 3)``: the
+        network input ``glimpse`` read through ``w``, except, in training with ``glimpse_jitter`` > 0, on the
+        labelled canvases (``mask`` ``(B,)``), whose glimpses are read through :func:`jitter_windows`."""
+        if not (self.training and self.glimpse_jitter > 0):
+            return glimpse
+        jittered = jitter_windows(w, self.glimpse_jitter, self.canvas_size)
+        shifted = self.digit.images.network_input(self.read(canvases, jittered))
+        return torch.where(mask[..., None], shifted, glimpse)
 
     def read_windows(
         self, canvases: torch.Tensor, coords: torch.Tensor
@@ -356,6 +388,8 @@ class MultiDigitVAE(PyroModule):
     :param where_loc: prior mean μ_w of ``(log s, x, y)``.
     :param where_scale: prior scale σ_w of ``(log s, x, y)``.
     :param freeze_digit_model: keep the digit model's weights fixed (a nested, pre-trained model).
+    :param glimpse_jitter: the guide's largest shift in pixels of the labelled windows read by the digit
+        classifier in training (:class:`MultiDigitGuide`; 0: none).
     :param eps: the canvas probabilities are clamped to [eps, 1 − eps].
 
     ``model`` and ``guide`` take canvases ``(B, S, S)`` in [0, 1], counts ``(B,)`` (int64), one-hot
@@ -378,6 +412,7 @@ class MultiDigitVAE(PyroModule):
         where_loc: Sequence[float] = WHERE_LOC,
         where_scale: Sequence[float] = WHERE_SCALE,
         freeze_digit_model: bool = False,
+        glimpse_jitter: float = 0.0,
         eps: float = 1e-3,
     ):
         super().__init__()
@@ -403,6 +438,7 @@ class MultiDigitVAE(PyroModule):
             canvas_channels=canvas_channels,
             canvas_features=canvas_features,
             state_dim=state_dim,
+            glimpse_jitter=glimpse_jitter,
             **shared,
         )
         self.train()  # like any new module, also around a digit model loaded in eval mode

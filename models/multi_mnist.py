@@ -18,7 +18,9 @@ hundred labelled canvases among 10,000 would hardly be seen); the weight of log 
 | canvas) on labelled canvases is ``--alpha`` (default 50; Kingma et al.'s 0.1 / ρ per pixel, 0.1 S² / ρ =
 2,500 here, lets the windows' Gaussian log-density on the labelled canvases outweigh the reconstruction of
 the unlabelled ones: docs/results.md). ``--alpha-count``, ``--alpha-digits`` and ``--alpha-where`` weight
-the three parts of that term separately (each defaults to ``--alpha``; :func:`site_alphas`). After every
+the three parts of that term separately (each defaults to ``--alpha``; :func:`site_alphas`).
+``--glimpse-jitter J`` has the digit classifier read the labelled canvases in training through their windows
+shifted by up to J pixels (:class:`~pyro_partial_models.multi_digit.MultiDigitGuide`). After every
 epoch ``metrics.csv`` records the test scores of :mod:`pyro_partial_models.multi_mnist_scores` (count,
 digit and canvas accuracy, centre error, in reading order and matched, and the digit accuracy through the
 true windows); ``results.json`` records the last epoch's as ``test_<score>``. With ``--refine-steps N``
@@ -204,6 +206,12 @@ class MultiMNISTExperiment(Experiment):
             help="radius in pixels of the glimpse search of the test windows (0: off; multi_mnist_refine)",
         )
         parser.add_argument(
+            "--glimpse-jitter",
+            type=float,
+            default=0.0,
+            help="largest shift in pixels of the labelled windows the digit classifier reads in training",
+        )
+        parser.add_argument(
             "--temperature", type=float, default=0.5, help="relaxation temperature of the digits"
         )
         parser.add_argument("--importance-samples", type=int, default=1, help="S for the supervised term")
@@ -249,6 +257,8 @@ class MultiMNISTExperiment(Experiment):
             problems.append(f"--refine-lr must be positive, got {args.refine_lr}")
         if args.search_radius < 0:
             problems.append(f"--search-radius must be non-negative, got {args.search_radius}")
+        if args.glimpse_jitter < 0:
+            problems.append(f"--glimpse-jitter must be non-negative, got {args.glimpse_jitter}")
         if not args.temperature > 0:
             problems.append(f"--temperature must be positive, got {args.temperature}")
         if args.importance_samples < 1:
@@ -302,6 +312,7 @@ class MultiMNISTExperiment(Experiment):
             "canvas_channels": list(args.canvas_channels),
             "canvas_features": args.canvas_features,
             "state_dim": args.state_dim,
+            "glimpse_jitter": args.glimpse_jitter,
         }
         digit_model = None
         if args.nested_mnist is None:

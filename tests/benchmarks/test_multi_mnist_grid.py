@@ -36,12 +36,26 @@ def test_searched_runs_are_named_after_the_refinement_and_passed_the_radius(tmp_
         assert options[-6:] == ["--refine-lr", "0.05", "--search-radius", "2", "--seed", "0"]
 
 
+def test_jittered_runs_are_named_before_the_refinement_and_passed_the_jitter(tmp_path, commands):
+    multi_mnist_grid.main([*GRID[:4], "--jobs", "1", "--runs", str(tmp_path), "--glimpse-jitter", "2.5"])
+    multi_mnist_grid.main([*GRID[:4], "--jobs", "1", "--runs", str(tmp_path), "--glimpse-jitter", "2"]
+                          + ["--refine-steps", "50"])  # fmt: skip
+    assert [command[command.index("--out") + 1] for command in commands] == [
+        str(tmp_path / "l1000_jitter2.5_s0"),
+        str(tmp_path / "l1000_jitter2_refine50_s0"),
+    ]
+    first, second = (command[: command.index("--out")] for command in commands)
+    assert first[-4:] == ["--glimpse-jitter", "2.5", "--seed", "0"]
+    assert second[-8:-4] == ["--glimpse-jitter", "2", "--refine-steps", "50"]
+
+
 def test_without_refinement_the_names_have_no_suffix(tmp_path, commands):
     multi_mnist_grid.main([*GRID, "--runs", str(tmp_path)])
     assert [command[command.index("--out") + 1] for command in commands] == [
         str(tmp_path / f"{name}_s0") for name in ("l1000", "l1000_where250", "l1000_e12")
     ]
-    assert not any("--refine-steps" in command or "--search-radius" in command for command in commands)
+    options = ("--refine-steps", "--search-radius", "--glimpse-jitter")
+    assert not any(option in command for command in commands for option in options)
 
 
 def test_window_table_reports_refined_searched_and_true_window_scores(tmp_path):

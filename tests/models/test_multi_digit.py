@@ -16,7 +16,14 @@ from torch.distributions import Normal
 from pyro_partial.data.multi_mnist import make_multi_mnist
 from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.nn import write_patch
-from pyro_partial_models.multi_digit import MultiDigitVAE, coords_from_where, digit_sites, where_from_coords
+from pyro_partial_models import multi_digit
+from pyro_partial_models.multi_digit import (
+    MultiDigitVAE,
+    coords_from_where,
+    digit_sites,
+    jitter_windows,
+    where_from_coords,
+)
 from pyro_partial_models.ss_vae import SSVAE
 
 K, Z, S = 3, 4, 50
@@ -94,15 +101,18 @@ def test_model_and_guide_are_pyro_modules_holding_every_weight():
 
 @pytest.mark.parametrize("guide_type", ["m2", "paper"])
 @pytest.mark.parametrize("split_on", [None, "mask"])
-def test_training_step_on_a_mixed_batch(guide_type, split_on, single_thread):
+@pytest.mark.parametrize("glimpse_jitter", [0.0, 1.5])
+def test_training_step_on_a_mixed_batch(guide_type, split_on, glimpse_jitter, single_thread):
     """Every network gets a finite, non-zero gradient from one mixed batch, through the ELBO module the
-    runner trains (``elbo(model, guide)`` under ``module_local_params``), masking or splitting the rows."""
+    runner trains (``elbo(model, guide)`` under ``module_local_params``), masking or splitting the rows,
+    with and without jittered classifier glimpses."""
     torch.manual_seed(0)
     _, batch = canvases()
     mask = torch.tensor([True, False, False, True, False, False, True, False])
     elbo = SemiSupervisedELBO(alpha=2.0, relax=digit_sites(K, 0.5), max_plate_nesting=1, split_on=split_on)
     with pyro.settings.context(module_local_params=True):  # PyroModules built and run under it
-        vae = MultiDigitVAE(SSVAE(z_dim=Z, hidden=(8,), guide_type=guide_type), **AROUND)
+        digit_model = SSVAE(z_dim=Z, hidden=(8,), guide_type=guide_type)
+        vae = MultiDigitVAE(digit_model, glimpse_jitter=glimpse_jitter, **AROUND)
         loss = elbo(vae.model, vae.guide)(*batch, mask)
         loss.backward()
     assert math.isfinite(loss.item())
@@ -118,6 +128,55 @@ def test_training_step_on_a_mixed_batch(guide_type, split_on, single_thread):
         grads = [p.grad for p in part.parameters()]
         assert all(g is not None and torch.isfinite(g).all() for g in grads), name
         assert any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_jittered_windows_move_the_centres_uniformly_within_the_radius():
+    torch.manual_seed(0)
+    coords = torch.randn(20_000, 3, dtype=torch.float64)
+    moved = jitter_windows(coords, pixels=2.5, canvas_size=S)
+    assert moved.dtype == torch.float64
+    assert torch.equal(moved[:, 0], coords[:, 0])  # the scales are kept
+    offsets = (moved[:, 1:] - coords[:, 1:]) * S / 2  # in pixels
+    assert offsets.abs().max() <= 2.5 + 1e-9
+    # uniform on [-2.5, 2.5]: mean 0, standard deviation 5 / sqrt(12), independent in x and y
+    assert offsets.mean(0).abs().max() < 0.05
+    assert torch.allclose(offsets.std(0), torch.full((2,), 5 / math.sqrt(12), dtype=torch.float64), atol=0.03)
+    assert torch.corrcoef(offsets.T)[0, 1].abs() < 0.03
+
+
+@pytest.mark.parametrize("guide_type", ["m2", "paper"])
+def test_glimpse_jitter_moves_only_the_labelled_classifier_glimpses_in_training(guide_type, monkeypatch):
+    """The digit classifier's input at step k is the glimpse through the labelled window shifted by
+    ``jitter_windows`` on labelled canvases in training; the unlabelled canvases, the style encoder and an
+    evaluation pass (or no jitter) read through the unshifted windows."""
+    monkeypatch.setattr(multi_digit, "jitter_windows", lambda coords, pixels, size: coords + SHIFT)
+    torch.manual_seed(0)
+    _, batch = canvases()
+    mask = torch.tensor([True, False, False, True, False, False, True, False])
+    vae = MultiDigitVAE(SSVAE(z_dim=Z, hidden=(8,), guide_type=guide_type), glimpse_jitter=2.0, **AROUND)
+    inputs = {"classifier": [], "styles": []}
+    for part, network in (("classifier", vae.guide.digit.encoder_y), ("styles", vae.guide.digit.encoder_z)):
+        network.register_forward_hook(lambda _, args, __, part=part: inputs[part].append(args[0]))
+
+    def glimpses(trace, shift):  # through the windows of the steps run (up to the largest count drawn)
+        windows = [trace.nodes[f"where_{k}"]["value"] for k in range(len(inputs["classifier"]))]
+        return [vae.guide.digit.images.network_input(vae.guide.read(batch[0], w + shift)) for w in windows]
+
+    for training, expected_shift in ((True, SHIFT), (False, torch.zeros(3))):
+        vae.train(training)
+        inputs["classifier"].clear(), inputs["styles"].clear()
+        trace = poutine.trace(vae.guide).get_trace(*batch, mask)
+        plain, shifted = glimpses(trace, torch.zeros(3)), glimpses(trace, expected_shift)
+        assert len(plain) == len(inputs["styles"]) >= 1
+        for k in range(len(plain)):
+            classified = torch.where(mask[:, None], shifted[k], plain[k])
+            assert torch.allclose(inputs["classifier"][k], classified), (training, k)
+            assert torch.allclose(inputs["styles"][k], plain[k]), (training, k)
+        if training:
+            assert not torch.allclose(shifted[0][mask], plain[0][mask])  # the shift moved the glimpses
+
+
+SHIFT = torch.tensor([0.0, 3 * 2 / S, -2 * 2 / S])  # 3 pixels right, 2 up
 
 
 def test_unlabelled_batch_without_labels(single_thread):

@@ -130,6 +130,7 @@ def test_refinement_argument_errors():
         (["--refine-steps", "-1"], "--refine-steps must be non-negative, got -1"),
         (["--refine-lr", "0"], "--refine-lr must be positive, got 0.0"),
         (["--search-radius", "-1"], "--search-radius must be non-negative, got -1"),
+        (["--glimpse-jitter", "-0.5"], "--glimpse-jitter must be non-negative, got -0.5"),
         (["--alpha-where", "-1"], "--alpha-where must be a non-negative number, got -1.0"),
         (["--alpha-count", "nan"], "--alpha-count must be a non-negative number, got nan"),
     ],
