@@ -327,19 +327,19 @@ class MultiDigitGuide(PyroModule):
         return torch.where(mask[..., None], shifted, glimpse)
 
     def read_windows(
-        self, canvases: torch.Tensor, coords: torch.Tensor
+        self, canvases: torch.Tensor, coords: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What the digit encoders read through given windows ``coords`` (log s, x, y) ``(B, K, 3)`` of
         ``canvases`` ``(B, S, S)``: the digit probabilities q(y_k | g_k) ``(B, K, 10)``
         (:meth:`SSVAEGuide.class_probs`; for the ``"paper"`` guide an average over 10 styles drawn from
-        q(z | g)), the styles ``(B, K, Z)`` (the mean of q(z_k | g_k, y_k), y_k the most probable digit; of
-        q(z_k | g_k) for the ``"paper"`` guide) and the glimpses g_k ``(B, K, 28, 28)``. Differentiable in
-        ``coords``."""
+        q(z | g), from ``generator`` or by default torch's global random state), the styles ``(B, K, Z)``
+        (the mean of q(z_k | g_k, y_k), y_k the most probable digit; of q(z_k | g_k) for the ``"paper"``
+        guide) and the glimpses g_k ``(B, K, 28, 28)``. Differentiable in ``coords``."""
         digit = self.digit
         glimpses = self.read(canvases.unsqueeze(1), coords)  # (B, K, 28·28)
         probs, styles = [], []
         for k in range(coords.shape[1]):  # step by step: the "paper" guide draws its styles in this order
-            probs.append(digit.class_probs(glimpses[:, k]))
+            probs.append(digit.class_probs(glimpses[:, k], generator=generator))
             images = digit.images.network_input(glimpses[:, k])
             if digit.guide_type == "m2":
                 y = nn.functional.one_hot(probs[-1].argmax(-1), NUM_CLASSES).to(canvases.dtype)
@@ -361,14 +361,16 @@ class MultiDigitGuide(PyroModule):
         return torch.stack(coords, 1)
 
     @torch.no_grad()
-    def read_canvases(self, canvases: torch.Tensor) -> Reading:
+    def read_canvases(self, canvases: torch.Tensor, generator: torch.Generator | None = None) -> Reading:
         """The most probable reading of ``canvases`` ``(B, S, S)``: every one of the K steps run with the
         window means (:meth:`window_means`; use the first n of them for a count n), read through
         :meth:`read_windows`."""
         features = self.features(canvases)
         coords = self.window_means(features)
         count_probs = self.count_head(features).softmax(-1)
-        return Reading(count_probs, where_from_coords(coords), *self.read_windows(canvases, coords))
+        return Reading(
+            count_probs, where_from_coords(coords), *self.read_windows(canvases, coords, generator)
+        )
 
 
 class MultiDigitVAE(PyroModule):
@@ -449,9 +451,9 @@ class MultiDigitVAE(PyroModule):
         (``freeze=False``: its weights start from the trained ones and are learned on the canvases)."""
         return cls(digit_model, freeze_digit_model=freeze, **kwargs)
 
-    def read_canvases(self, canvases: torch.Tensor) -> Reading:
+    def read_canvases(self, canvases: torch.Tensor, generator: torch.Generator | None = None) -> Reading:
         """:meth:`MultiDigitGuide.read_canvases`."""
-        return self.guide.read_canvases(canvases)
+        return self.guide.read_canvases(canvases, generator)
 
     @torch.no_grad()
     def render(self, reading: Reading, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -74,7 +74,13 @@ from pyro_partial_models.multi_digit import (
 )
 from pyro_partial_models.multi_mnist_figures import canvas_reconstruction_grid, decomposition_grid
 from pyro_partial_models.multi_mnist_refine import refine_reading, search_reading
-from pyro_partial_models.multi_mnist_scores import SCORES, evaluate, read_all, reading_scores
+from pyro_partial_models.multi_mnist_scores import (
+    SCORES,
+    evaluate,
+    evaluation_generator,
+    read_all,
+    reading_scores,
+)
 from pyro_partial_models.ss_vae import SSVAE
 
 CANVAS_SIZE, MAX_DIGITS = 50, 3
@@ -356,19 +362,27 @@ class MultiMNISTExperiment(Experiment):
     ) -> dict[str, Any]:
         scores = {name: history[-1][name] for name in SCORES}
         moved = {}
+        generator = evaluation_generator(setup.module)  # seeded draws of the "paper" guide
         if args.refine_steps > 0 or args.search_radius > 0:
-            reading = read_all(setup.module, data.test.canvases)
+            reading = read_all(setup.module, data.test.canvases, generator=generator)
         if args.refine_steps > 0:
             began = time.perf_counter()
             reading = refine_reading(
-                setup.module, data.test.canvases, reading, args.refine_steps, args.refine_lr
+                setup.module,
+                data.test.canvases,
+                reading,
+                args.refine_steps,
+                args.refine_lr,
+                generator=generator,
             )
             moved |= window_scores("refined", reading, data.test)
             moved["refine_seconds"] = time.perf_counter() - began
             print(f"after {args.refine_steps} refinement steps: " + window_summary(moved, "refined"))
         if args.search_radius > 0:
             began = time.perf_counter()
-            reading = search_reading(setup.module, data.test.canvases, reading, args.search_radius)
+            reading = search_reading(
+                setup.module, data.test.canvases, reading, args.search_radius, generator=generator
+            )
             moved |= window_scores("searched", reading, data.test)
             moved["search_seconds"] = time.perf_counter() - began
             print(f"after a glimpse search of {args.search_radius} px: " + window_summary(moved, "searched"))

@@ -120,12 +120,18 @@ def refine_windows(
 
 
 def search_windows(
-    vae: MultiDigitVAE, canvases: torch.Tensor, coords: torch.Tensor, counts: torch.Tensor, radius: int
+    vae: MultiDigitVAE,
+    canvases: torch.Tensor,
+    coords: torch.Tensor,
+    counts: torch.Tensor,
+    radius: int,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""The windows ``coords`` (log s, x, y) ``(B, K, 3)`` of ``canvases`` ``(B, S, S)`` with each step
     ``k < counts[b]`` moved to the whole-pixel shift of its centre, within ``radius`` pixels in x and y (a
     grid of :math:`(2R + 1)^2` shifts), at which the digit reader's :math:`\max_y q(y | g_k)` is largest;
-    ties go to the smaller shift, so ``radius=0`` returns ``coords``. Scales and absent steps are kept."""
+    ties go to the smaller shift, so ``radius=0`` returns ``coords``. Scales and absent steps are kept. The
+    ``"paper"`` guide's draws come from ``generator`` (by default torch's global random state)."""
     if radius < 0:
         raise ValueError(f"radius must be non-negative, got {radius}")
     pixel = 2.0 / vae.canvas_size
@@ -135,7 +141,7 @@ def search_windows(
     moves = torch.cat([shifts.new_zeros(len(shifts), 1), shifts], -1)  # (O, 3), log s kept
     with torch.no_grad():
         confidence = torch.stack(
-            [vae.guide.read_windows(canvases, coords + move)[0].amax(-1) for move in moves]
+            [vae.guide.read_windows(canvases, coords + move, generator)[0].amax(-1) for move in moves]
         )  # (O, B, K)
     present = torch.arange(coords.shape[1], device=counts.device) < counts[:, None]  # (B, K)
     return coords + moves[confidence.argmax(0)] * present[..., None]
@@ -147,12 +153,13 @@ def reread(
     reading: Reading,
     move_windows: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
     batch_size: int = 500,
+    generator: torch.Generator | None = None,
 ) -> Reading:
     """``reading`` (of ``canvases`` ``(N, S, S)``, :meth:`MultiDigitVAE.read_canvases`) with its windows
     moved by ``move_windows(canvases, coords, counts)`` (``(B, S, S)``, ``(B, K, 3)`` log s, x, y and the
     counts ``argmax q(n | x)`` ``(B,)``, to new ``coords``) and its digits, styles and glimpses re-read
-    through them; in chunks of ``batch_size`` on the module's device, the result on ``canvases``'s device.
-    The count probabilities are kept."""
+    through them (the ``"paper"`` guide's draws from ``generator``); in chunks of ``batch_size`` on the
+    module's device, the result on ``canvases``'s device. The count probabilities are kept."""
     device = next(vae.parameters()).device
     counts = reading.count_probs.argmax(-1)
     coords = coords_from_where(reading.wheres)
@@ -163,7 +170,7 @@ def reread(
             chunk, coords[i : i + batch_size].to(device), counts[i : i + batch_size].to(device)
         )
         with torch.no_grad():
-            parts.append((where_from_coords(moved), *vae.guide.read_windows(chunk, moved)))
+            parts.append((where_from_coords(moved), *vae.guide.read_windows(chunk, moved, generator)))
     wheres, digit_probs, styles, glimpses = (
         torch.cat(part).to(canvases.device) for part in zip(*parts, strict=True)
     )
@@ -177,27 +184,36 @@ def refine_reading(
     steps: int,
     lr: float,
     batch_size: int = 500,
+    generator: torch.Generator | None = None,
 ) -> Reading:
     """``reading`` of ``canvases`` ``(N, S, S)`` with the windows of the first ``argmax q(n | x)`` steps
-    refined by :func:`refine_windows` and re-read (:func:`reread`)."""
+    refined by :func:`refine_windows` and re-read (:func:`reread`, draws from ``generator``)."""
     return reread(
         vae,
         canvases,
         reading,
         lambda chunk, coords, counts: refine_windows(vae, chunk, coords, counts, steps, lr),
         batch_size,
+        generator,
     )
 
 
 def search_reading(
-    vae: MultiDigitVAE, canvases: torch.Tensor, reading: Reading, radius: int, batch_size: int = 500
+    vae: MultiDigitVAE,
+    canvases: torch.Tensor,
+    reading: Reading,
+    radius: int,
+    batch_size: int = 500,
+    generator: torch.Generator | None = None,
 ) -> Reading:
     """``reading`` of ``canvases`` ``(N, S, S)`` with the windows of the first ``argmax q(n | x)`` steps
-    moved by the glimpse search of :func:`search_windows` and re-read (:func:`reread`)."""
+    moved by the glimpse search of :func:`search_windows` and re-read (:func:`reread`), both drawing from
+    ``generator``."""
     return reread(
         vae,
         canvases,
         reading,
-        lambda chunk, coords, counts: search_windows(vae, chunk, coords, counts, radius),
+        lambda chunk, coords, counts: search_windows(vae, chunk, coords, counts, radius, generator),
         batch_size,
+        generator,
     )

@@ -66,31 +66,48 @@ def match_steps(inferred: torch.Tensor, true: torch.Tensor, counts: torch.Tensor
 
 
 @torch.no_grad()
-def read_all(vae: MultiDigitVAE, canvases: torch.Tensor, batch_size: int = 500) -> Reading:
+def read_all(
+    vae: MultiDigitVAE,
+    canvases: torch.Tensor,
+    batch_size: int = 500,
+    generator: torch.Generator | None = None,
+) -> Reading:
     """:meth:`MultiDigitVAE.read_canvases` of ``canvases`` ``(N, S, S)`` in chunks of ``batch_size``, each
-    computed on the module's device; the reading is returned on ``canvases``'s device."""
+    computed on the module's device (the ``"paper"`` guide's draws from ``generator``, on that device); the
+    reading is returned on ``canvases``'s device."""
     device = next(vae.parameters()).device
     parts = [
-        vae.read_canvases(canvases[i : i + batch_size].to(device))
+        vae.read_canvases(canvases[i : i + batch_size].to(device), generator)
         for i in range(0, len(canvases), batch_size)
     ]
     return Reading(*(torch.cat(part).to(canvases.device) for part in zip(*parts, strict=True)))
 
 
 @torch.no_grad()
-def read_true_windows(vae: MultiDigitVAE, data: MultiMNIST, batch_size: int = 500) -> torch.Tensor:
+def read_true_windows(
+    vae: MultiDigitVAE,
+    data: MultiMNIST,
+    batch_size: int = 500,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The digit probabilities ``(N, K, 10)`` of the sub-model reading ``data``'s canvases through their
     true windows (:meth:`~pyro_partial_models.multi_digit.MultiDigitGuide.read_windows`; padding slots read
-    the prior mean window), in chunks of ``batch_size`` on the module's device."""
+    the prior mean window), in chunks of ``batch_size`` on the module's device (draws as in
+    :func:`read_all`)."""
     device = next(vae.parameters()).device
     coords = coords_from_where(data.wheres, vae.guide.where_loc.tolist())
     parts = [
         vae.guide.read_windows(
-            data.canvases[i : i + batch_size].to(device), coords[i : i + batch_size].to(device)
+            data.canvases[i : i + batch_size].to(device), coords[i : i + batch_size].to(device), generator
         )[0]
         for i in range(0, len(data), batch_size)
     ]
     return torch.cat(parts).to(data.canvases.device)
+
+
+def evaluation_generator(vae: MultiDigitVAE, seed: int = 0) -> torch.Generator:
+    """A random generator on ``vae``'s device seeded with ``seed``, for the draws of an evaluation."""
+    return torch.Generator(device=next(vae.parameters()).device).manual_seed(seed)
 
 
 def check_layout(vae: MultiDigitVAE, data: MultiMNIST) -> None:
@@ -130,12 +147,15 @@ def reading_scores(reading: Reading, data: MultiMNIST) -> dict[str, float]:
 
 
 @torch.no_grad()
-def evaluate(vae: MultiDigitVAE, data: MultiMNIST, batch_size: int = 500) -> dict[str, float]:
-    """The scores of the module docstring for the canvases ``data``."""
+def evaluate(vae: MultiDigitVAE, data: MultiMNIST, batch_size: int = 500, seed: int = 0) -> dict[str, float]:
+    """The scores of the module docstring for the canvases ``data``. The ``"paper"`` guide's draws come from
+    a generator seeded with ``seed`` on the module's device (:func:`evaluation_generator`), so a checkpoint
+    always scores the same and torch's global random state, and with it training, is untouched."""
     check_layout(vae, data)
-    reading = read_all(vae, data.canvases, batch_size)
+    generator = evaluation_generator(vae, seed)
+    reading = read_all(vae, data.canvases, batch_size, generator)
     true_slots = torch.arange(vae.max_digits, device=data.counts.device) < data.counts[:, None]
-    oracle = read_true_windows(vae, data, batch_size).argmax(-1) == data.digits
+    oracle = read_true_windows(vae, data, batch_size, generator).argmax(-1) == data.digits
     scores = {
         "count_accuracy": (reading.count_probs.argmax(-1) == data.counts).double().mean().item(),
         **reading_scores(reading, data),

@@ -16,7 +16,14 @@ from pyro_partial_models.mnist import MNIST
 from pyro_partial_models.multi_digit import MultiDigitVAE, Reading, coords_from_where
 from pyro_partial_models.multi_mnist import MultiMNISTExperiment, gather_labelled, model_arguments
 from pyro_partial_models.multi_mnist_figures import STEP_COLOURS, window_outlines
-from pyro_partial_models.multi_mnist_scores import SCORES, evaluate, match_steps
+from pyro_partial_models.multi_mnist_scores import (
+    SCORES,
+    evaluate,
+    evaluation_generator,
+    match_steps,
+    read_all,
+)
+from pyro_partial_models.ss_vae import SSVAE
 
 TINY = [
     "--train-canvases", "120", "--test-canvases", "40", "--labelled-canvases", "20", "--batch-size", "40",
@@ -38,7 +45,7 @@ def true_reading():
 def test_scores_of_a_perfect_and_of_a_damaged_reading():
     data, vae, count_probs, digit_probs = true_reading()
     perfect = Reading(count_probs, data.wheres.clone(), digit_probs, torch.zeros(12, 3, 10), data.patches)
-    vae.read_canvases = lambda canvases: perfect
+    vae.read_canvases = lambda canvases, generator=None: perfect
     scores = evaluate(vae, data)
     assert tuple(scores) == SCORES
     oracle = scores.pop("true_window_digit_accuracy")  # the untrained sub-model's, through the true windows
@@ -61,7 +68,7 @@ def test_scores_of_a_perfect_and_of_a_damaged_reading():
     other = int((data.counts == 1).nonzero()[0])
     count_probs[other] = torch.nn.functional.one_hot(torch.tensor(3), 4).float()
     damaged = Reading(count_probs, wheres, digit_probs, torch.zeros(12, 3, 10), data.patches)
-    vae.read_canvases = lambda canvases: damaged
+    vae.read_canvases = lambda canvases, generator=None: damaged
     scores = evaluate(vae, data)
     same = bool(data.digits[row, 0] == data.digits[row, 1])
     assert scores["count_accuracy"] == pytest.approx(11 / 12)
@@ -77,11 +84,11 @@ def test_true_window_accuracy_reads_through_the_true_windows():
     wrong = Reading(
         count_probs, torch.zeros(12, 3, 3), digit_probs.roll(1, -1), torch.zeros(12, 3, 10), data.patches
     )
-    vae.read_canvases = lambda canvases: wrong  # the guide's own reading is all wrong
+    vae.read_canvases = lambda canvases, generator=None: wrong  # the guide's own reading is all wrong
     seen = []
     row = int((data.counts >= 1).nonzero()[0])
 
-    def read_windows(canvases, coords):
+    def read_windows(canvases, coords, generator=None):
         seen.append(coords)
         probs = torch.nn.functional.one_hot(data.digits.clamp(min=0), 10).float()[: len(canvases)]
         probs[row, 0] = probs[row, 0].roll(1)  # one true digit misread
@@ -94,6 +101,30 @@ def test_true_window_accuracy_reads_through_the_true_windows():
     (coords,) = seen
     present = torch.arange(3) < data.counts[:, None]
     assert torch.equal(coords[present], coords_from_where(data.wheres)[present])
+
+
+def test_the_paper_guides_evaluation_draws_are_seeded_and_leave_the_global_random_state():
+    """The "paper" guide's q(y | g) averages draws of the style: an evaluation takes them from its own
+    seeded generator, so it scores the same every time and torch's global random state is untouched,
+    and another seed reads other probabilities."""
+    g = torch.Generator().manual_seed(0)
+    data = make_multi_mnist(torch.rand(40, 28, 28, generator=g), torch.arange(40) % 10, 12, seed=1)
+    torch.manual_seed(0)
+    digit_model = SSVAE(z_dim=4, hidden=(8,), guide_type="paper")
+    vae = MultiDigitVAE(digit_model, canvas_channels=(4,), canvas_features=8, state_dim=4)
+    state = torch.get_rng_state()
+    assert evaluate(vae, data) == evaluate(vae, data)
+    assert torch.equal(torch.get_rng_state(), state)
+    coords = coords_from_where(data.wheres)
+    probs = [
+        vae.guide.read_windows(data.canvases, coords, torch.Generator().manual_seed(seed))[0]
+        for seed in (0, 0, 1)
+    ]
+    assert torch.equal(probs[0], probs[1])
+    assert not torch.allclose(probs[0], probs[2])
+    assert torch.equal(torch.get_rng_state(), state)
+    readings = [read_all(vae, data.canvases, generator=evaluation_generator(vae)) for _ in range(2)]
+    assert torch.equal(readings[0].digit_probs, readings[1].digit_probs)
 
 
 def test_scores_reject_canvases_of_another_layout():
@@ -126,7 +157,7 @@ def test_matched_scores_ignore_the_reading_order():
     digit_probs[rows] = digit_probs[rows][:, order]
     wheres[rows] = wheres[rows][:, order]
     reading = Reading(count_probs, wheres, digit_probs, torch.zeros(12, 3, 10), data.patches)
-    vae.read_canvases = lambda canvases: reading
+    vae.read_canvases = lambda canvases, generator=None: reading
     scores = evaluate(vae, data)
     assert scores["matched_digit_accuracy"] == 1.0 and scores["matched_position_error_px"] == 0.0
     assert scores["canvas_accuracy"] == 1.0

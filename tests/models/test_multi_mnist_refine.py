@@ -210,7 +210,7 @@ def confident_at_true_centres(vae: MultiDigitVAE) -> None:
     """Replace the reader by one whose confidence max_y q(y | g_k) falls with the distance of window k's
     centre from ``TRUE``'s (digit k's probability exp(-d²), the rest shared evenly)."""
 
-    def read_windows(canvases, coords):
+    def read_windows(canvases, coords, generator=None):
         distance = (coords - TRUE.to(coords))[..., 1:].norm(dim=-1)  # (B, K)
         top = torch.exp(-((distance * 25) ** 2) / 8)
         rest = (1 - top[..., None]) / (NUM_CLASSES - 1)
