@@ -73,21 +73,21 @@ def configurations(args: argparse.Namespace) -> dict[str, list[str]]:
         for epochs in args.long_epochs:
             runs[f"l{m}_e{epochs}"] = ["--labelled-canvases", str(m), "--epochs", str(epochs)]
     if args.glimpse_jitter > 0:
-        jitter = ["--glimpse-jitter", f"{args.glimpse_jitter:g}"]
-        runs = {
-            f"{name}_jitter{args.glimpse_jitter:g}": [*arguments, *jitter] for name, arguments in runs.items()
-        }
+        runs = extended(
+            runs, f"_jitter{args.glimpse_jitter:g}", ["--glimpse-jitter", f"{args.glimpse_jitter:g}"]
+        )
     if args.refine_steps > 0:
         refine = ["--refine-steps", str(args.refine_steps), "--refine-lr", f"{args.refine_lr:g}"]
-        runs = {
-            f"{name}_refine{args.refine_steps}": [*arguments, *refine] for name, arguments in runs.items()
-        }
+        runs = extended(runs, f"_refine{args.refine_steps}", refine)
     if args.search_radius > 0:
-        search = ["--search-radius", str(args.search_radius)]
-        runs = {
-            f"{name}_search{args.search_radius}": [*arguments, *search] for name, arguments in runs.items()
-        }
+        runs = extended(runs, f"_search{args.search_radius}", ["--search-radius", str(args.search_radius)])
     return runs
+
+
+def extended(runs: dict[str, list[str]], suffix: str, arguments: list[str]) -> dict[str, list[str]]:
+    """Every run of ``runs`` (name → arguments) with ``suffix`` added to its name and ``arguments`` to its
+    arguments."""
+    return {f"{name}{suffix}": [*options, *arguments] for name, options in runs.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> str:

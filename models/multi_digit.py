@@ -82,12 +82,18 @@ def coords_from_where(where: torch.Tensor, placeholder: Sequence[float] = WHERE_
     return torch.where(valid, coords, torch.as_tensor(placeholder, dtype=where.dtype, device=where.device))
 
 
-def jitter_windows(coords: torch.Tensor, pixels: float, canvas_size: int) -> torch.Tensor:
-    """Windows ``coords`` (log s, x, y) ``(..., 3)`` with each centre shifted by an offset drawn uniformly
-    from [−``pixels``, ``pixels``]² pixels of a ``canvas_size``-pixel canvas (a pixel is 2 / S in the
-    windows' [−1, 1] coordinates); the scales are kept."""
-    offsets = (2 * torch.rand(*coords.shape[:-1], 2, dtype=coords.dtype, device=coords.device) - 1) * pixels
+def shift_centres(coords: torch.Tensor, offsets: torch.Tensor, canvas_size: int) -> torch.Tensor:
+    """Windows ``coords`` (log s, x, y) ``(..., 3)`` with their centres moved by ``offsets`` ``(..., 2)``
+    (x, y) in pixels of a ``canvas_size``-pixel canvas (a pixel is 2 / S in the windows' [−1, 1]
+    coordinates); the scales are kept."""
     return coords + torch.cat([torch.zeros_like(offsets[..., :1]), offsets * (2.0 / canvas_size)], -1)
+
+
+def jitter_windows(coords: torch.Tensor, pixels: float, canvas_size: int) -> torch.Tensor:
+    """Windows ``coords`` (log s, x, y) ``(..., 3)`` with each centre shifted (:func:`shift_centres`) by an
+    offset drawn uniformly from [−``pixels``, ``pixels``]² pixels; the scales are kept."""
+    offsets = (2 * torch.rand(*coords.shape[:-1], 2, dtype=coords.dtype, device=coords.device) - 1) * pixels
+    return shift_centres(coords, offsets, canvas_size)
 
 
 def digit_sites(max_digits: int, temperature: float) -> dict[str, float]:

@@ -46,6 +46,7 @@ from pyro_partial_models.multi_digit import (
     MultiDigitVAE,
     Reading,
     coords_from_where,
+    shift_centres,
     where_from_coords,
 )
 
@@ -134,17 +135,19 @@ def search_windows(
     ``"paper"`` guide's draws come from ``generator`` (by default torch's global random state)."""
     if radius < 0:
         raise ValueError(f"radius must be non-negative, got {radius}")
-    pixel = 2.0 / vae.canvas_size
-    offsets = torch.arange(-radius, radius + 1, dtype=coords.dtype, device=coords.device) * pixel
-    shifts = torch.cartesian_prod(offsets, offsets)  # (O, 2) in (x, y)
+    size = vae.canvas_size
+    offsets = torch.arange(-radius, radius + 1, dtype=coords.dtype, device=coords.device)
+    shifts = torch.cartesian_prod(offsets, offsets)  # (O, 2) (x, y) in pixels
     shifts = shifts[shifts.norm(dim=-1).argsort(stable=True)]  # the unshifted window first
-    moves = torch.cat([shifts.new_zeros(len(shifts), 1), shifts], -1)  # (O, 3), log s kept
     with torch.no_grad():
         confidence = torch.stack(
-            [vae.guide.read_windows(canvases, coords + move, generator)[0].amax(-1) for move in moves]
+            [
+                vae.guide.read_windows(canvases, shift_centres(coords, shift, size), generator)[0].amax(-1)
+                for shift in shifts
+            ]
         )  # (O, B, K)
     present = torch.arange(coords.shape[1], device=counts.device) < counts[:, None]  # (B, K)
-    return coords + moves[confidence.argmax(0)] * present[..., None]
+    return shift_centres(coords, shifts[confidence.argmax(0)] * present[..., None], size)
 
 
 def reread(
