@@ -285,3 +285,5 @@ def test_bad_arguments_are_clear_errors():
         MultiDigitVAE(SSVAE(image_shape=(3, 32, 32), hidden=(8,)))
     with pytest.raises(ValueError, match=r"count must be non-negative and at most max_steps=3"):
         vae.model(x, counts + 1, digits, coords)
+    with pytest.raises(ValueError, match="glimpse_jitter must be non-negative, got -1.0"):
+        MultiDigitVAE(glimpse_jitter=-1.0, **SMALL)
