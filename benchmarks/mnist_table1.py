@@ -11,8 +11,8 @@ Each run lands in ``--runs/<grid>/l<labels>_r<rho>_s<seed>``; runs whose ``resul
 repeated (an interrupted run is resumed), so a grid can be extended or re-summarised at no cost
 (``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
 ``--z-dim``, ``--lr``, ``--model`` (``adgm``: the auxiliary deep generative model) and ``--network``
-(``conv``: convolutional encoder and decoder) change the model settings of every ``table`` run (and name its
-directory).
+(``conv``: convolutional encoder and decoder) change the model settings of every ``table`` and ``restarts``
+run (and name its directory).
 ``table`` prints mean ± std of the test error per label count beside the published numbers and writes
 ``table1_<settings>.md`` and ``table1_<settings>_curves.png`` (test error against epochs per run), where
 ``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>``, ``_lr<rate>``, ``_<model>`` and ``_<network>`` as in
@@ -211,10 +211,11 @@ RESTART_SEED_STEP = 1000
 
 def restart_run(args: argparse.Namespace, labels: int, seed: int, restart: int, epochs: int) -> Run:
     """Restart ``restart`` on the labelled subset of ``seed``: restart 0 is that seed's plain run."""
+    settings = dict(z_dim=args.z_dim, lr=args.lr, model=args.model, network=args.network)
     if restart == 0:
-        return Run(labels, args.rho, seed, epochs, args.z_dim, args.lr, args.model)
+        return Run(labels, args.rho, seed, epochs, **settings)
     restart_seed = seed + RESTART_SEED_STEP * restart
-    return Run(labels, args.rho, restart_seed, epochs, args.z_dim, args.lr, args.model, split_seed=seed)
+    return Run(labels, args.rho, restart_seed, epochs, **settings, split_seed=seed)
 
 
 def chosen_restart(errors: list[float]) -> int:
@@ -434,7 +435,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", default=None, help="table: learning rate (default: mnist's)")
     parser.add_argument("--model", choices=("ssvae", "adgm"), default="ssvae", help="table: the model")
     parser.add_argument(
-        "--network", choices=("mlp", "conv"), default="mlp", help="table: the encoder and decoder networks"
+        "--network",
+        choices=("mlp", "conv"),
+        default="mlp",
+        help="table, restarts: the encoder and decoder networks",
     )
     parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")

@@ -150,6 +150,17 @@ def test_mnist_restarts_choose_by_validation_error_and_train_on_the_chosen_and_r
     assert len(commands) == 3
 
 
+def test_mnist_restarts_train_every_restart_with_the_network_asked_for(tmp_path, commands):
+    argv = ["restarts", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "--rho", "0.2"]
+    argv += ["--network", "conv", "--restarts", "2", "--select-epochs", "1", "--epochs", "2", "--jobs", "1"]
+    mnist_table1.main(argv)
+    # nothing finishes here, so only the two candidates are started, each a convolutional run in its directory
+    assert [command[command.index("--out") + 1] for command in commands] == [
+        str(tmp_path / "restarts" / name) for name in ("l100_r0.2_s0_conv", "l100_r0.2_s1000_split0_conv")
+    ]
+    assert all(command[command.index("--network") + 1] == "conv" for command in commands)
+
+
 def test_mnist_restarts_refuse_a_choice_after_the_last_epoch(tmp_path):
     argv = ["restarts", "--runs", str(tmp_path), "--select-epochs", "20", "--epochs", "20", "--summary-only"]
     with pytest.raises(SystemExit, match="--select-epochs 20 must be fewer than --epochs 20"):
