@@ -19,23 +19,34 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_once(experiment: str, arguments: Sequence[str], out: Path, epochs: int | None = None) -> None:
+def train_once(
+    experiment: str,
+    arguments: Sequence[str],
+    out: Path,
+    epochs: int | None = None,
+    flush_denormal: bool = False,
+) -> None:
     """``pyro-partial train <experiment> <arguments> --out <out> --no-progress`` unless the run is finished;
     ``--resume`` when ``out`` holds a checkpoint. One thread unless ``$OMP_NUM_THREADS`` says otherwise;
     the output goes to ``out/log.txt``.
 
     A run is finished when ``out/results.json`` exists and, if ``epochs`` is given, records at least that
     many epochs: a shorter finished run is resumed and trained on (``arguments`` must then ask for
-    ``epochs``)."""
+    ``epochs``). With ``flush_denormal`` the run trains with ``--flush-denormal``; a resumed run also gets
+    ``--override flush-denormal``, so one trained without flushing switches at its next epoch (recorded in
+    its ``config.json``)."""
     results = out / "results.json"
     if results.is_file() and (epochs is None or json.loads(results.read_text())["epochs"] >= epochs):
         return
     resume = ["--resume"] if (out / "checkpoint.ckpt").is_file() else []
+    flush = (
+        ["--flush-denormal", *(["--override", "flush-denormal"] if resume else [])] if flush_denormal else []
+    )
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     command = [
         *(sys.executable, "-m", "pyro_partial_models.cli", "train", experiment),
-        *(*arguments, "--out", str(out), "--no-progress", *resume),
+        *(*arguments, *flush, "--out", str(out), "--no-progress", *resume),
     ]
     with open(out / "log.txt", "a") as log:
         print(" ".join(command), flush=True)

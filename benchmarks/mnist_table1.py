@@ -146,7 +146,7 @@ def table(args: argparse.Namespace) -> str:
     ]
     grid = args.runs / "table"
     if not args.summary_only:
-        execute(jobs, args.runs, "table", args.data, args.jobs)
+        execute(jobs, args, "table")
     rows = {job: read_rows(job.directory(args.runs, "table")) for job in jobs}
     lines = [
         f"Test error (%), mean ± std over seeds {args.seeds}, {args.epochs} epochs, ρ = {args.rho}"
@@ -240,7 +240,7 @@ def restarts(args: argparse.Namespace) -> str:
             for r in range(args.restarts)
         ]
         if not args.summary_only:
-            execute(candidates, args.runs, "restarts", args.data, args.jobs)
+            execute(candidates, args, "restarts")
         choices = {}  # seed -> validation error of each restart at the choice
         for seed in args.seeds:
             rows = [
@@ -255,7 +255,7 @@ def restarts(args: argparse.Namespace) -> str:
             for r in sorted({0, chosen_restart(errors)})
         ]
         if not args.summary_only:
-            execute(finals, args.runs, "restarts", args.data, args.jobs)
+            execute(finals, args, "restarts")
         lines += restart_table(args, labels, choices)
     text = "\n".join(lines) + "\n"
     out = args.runs / "restarts"
@@ -310,7 +310,7 @@ def supervision_rate(args: argparse.Namespace) -> str:
         for rho in args.rhos
     ]
     if not args.summary_only:
-        execute([job for job in jobs if not reusable(job, args)], args.runs, "rho", args.data, args.jobs)
+        execute([job for job in jobs if not reusable(job, args)], args, "rho")
     figure, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     lines = [
         f"Test error (%) against the supervision rate ρ, {args.epochs} epochs, seeds {args.seeds}:",
@@ -411,15 +411,20 @@ def directory(job: Run, args: argparse.Namespace) -> Path:
     )
 
 
-def execute(jobs: list[Run], runs: Path, grid: str, data: Path | None, parallel: int) -> None:
-    """Train every job unless done (``train_once``), ``parallel`` at a time."""
+def execute(jobs: list[Run], args: argparse.Namespace, grid: str) -> None:
+    """Train every job unless done (``train_once``), ``args.jobs`` at a time, in ``args.runs / grid``."""
     calls = [
         functools.partial(
-            train_once, "mnist", job.arguments(data), job.directory(runs, grid), epochs=job.epochs
+            train_once,
+            "mnist",
+            job.arguments(args.data),
+            job.directory(args.runs, grid),
+            epochs=job.epochs,
+            flush_denormal=args.flush_denormal,
         )
         for job in jobs
     ]
-    run_all(calls, parallel)
+    run_all(calls, args.jobs)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -439,6 +444,12 @@ def main(argv: list[str] | None = None) -> None:
         choices=("mlp", "conv"),
         default="mlp",
         help="table, restarts: the encoder and decoder networks",
+    )
+    parser.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="train with subnormal floats flushed to zero (a run resumed from one trained without switches "
+        "from its next epoch, recorded as an override)",
     )
     parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")

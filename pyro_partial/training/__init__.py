@@ -12,7 +12,7 @@
 """
 
 from pyro_partial.training.batches import DeviceBatches, SamplerDataset, gather_rows
-from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume, LinearSchedule
+from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume, FlushDenormals, LinearSchedule
 from pyro_partial.training.checkpoint import (
     AtomicCheckpointIO,
     CheckpointError,
@@ -32,6 +32,7 @@ __all__ = [
     "EpochCheckpoint",
     "ExactResume",
     "Experiment",
+    "FlushDenormals",
     "LinearSchedule",
     "MetricsCSV",
     "NonFiniteLossError",

@@ -22,7 +22,8 @@ unless ``--override`` names it."""
 
 def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
     """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, the run-directory options and Lightning's
-    ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision`` and ``--logger``."""
+    ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision``, ``--flush-denormal`` and
+    ``--logger``."""
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of every random draw (default %(default)s)")
     run.add_argument(
@@ -49,6 +50,12 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, An
     devices.add_argument("--strategy", default="auto", help="e.g. ddp, ddp_spawn, deepspeed (default auto)")
     devices.add_argument("--num-nodes", type=int, default=1, help="machines (default %(default)s)")
     devices.add_argument("--precision", choices=PRECISIONS, default="32-true", help="default %(default)s")
+    devices.add_argument(
+        "--flush-denormal",
+        action="store_true",
+        help="flush subnormal floats to zero on the CPU while training (torch.set_flush_denormal): faster "
+        "where activations or gradients underflow; off by default, so earlier runs repeat bit for bit",
+    )
     devices.add_argument(
         "--logger",
         nargs="+",

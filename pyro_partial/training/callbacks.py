@@ -1,5 +1,6 @@
 """The callbacks the training engine adds to Lightning: an atomic checkpoint after each epoch, the state
-Lightning's checkpoints lack for an exact resume, and a linear schedule of an objective's weight."""
+Lightning's checkpoints lack for an exact resume, a linear schedule of an objective's weight, and flushing
+subnormal floats to zero on the CPU."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning
+import torch
 from lightning.pytorch.callbacks import Checkpoint
 
 from pyro_partial.training.batches import DeviceBatches
@@ -91,3 +93,29 @@ class LinearSchedule(lightning.Callback):
     def on_train_epoch_start(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule) -> None:
         """Set the attribute to :meth:`value` of the epoch about to be trained."""
         setattr(self.target, self.attribute, self.value(trainer.current_epoch))
+
+
+class FlushDenormals(lightning.Callback):
+    """Flushes subnormal floats to zero on the CPU (``torch.set_flush_denormal(True)``) while the trainer
+    runs, and stops at its teardown.
+
+    Subnormals (magnitudes below ``torch.finfo(dtype).tiny``) take the CPU's slow path in every arithmetic
+    operation; activations and gradients that underflow into them slow a training step down without moving
+    the loss. Flushing changes the computed values only below ``tiny``. The setting is the process's (torch
+    has no getter to restore a previous value), so teardown returns it to torch's default, off; CUDA
+    devices are unaffected.
+
+    :raises RuntimeError: at setup, on a CPU that cannot flush (torch supports x86 with SSE3 and AArch64).
+    """
+
+    def setup(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule, stage: str) -> None:
+        """Turn flushing on, or raise where this CPU cannot."""
+        if not torch.set_flush_denormal(True):
+            raise RuntimeError(
+                "--flush-denormal: this CPU cannot flush subnormal floats to zero "
+                "(torch.set_flush_denormal supports x86 with SSE3 and AArch64)"
+            )
+
+    def teardown(self, trainer: lightning.Trainer, pl_module: lightning.LightningModule, stage: str) -> None:
+        """Turn flushing off again (torch's default)."""
+        torch.set_flush_denormal(False)

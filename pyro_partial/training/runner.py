@@ -42,7 +42,7 @@ from pyro_partial.training.arguments import (
     trainer_devices,
 )
 from pyro_partial.training.batches import DeviceBatches
-from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume
+from pyro_partial.training.callbacks import EpochCheckpoint, ExactResume, FlushDenormals
 from pyro_partial.training.checkpoint import AtomicCheckpointIO, load_checkpoint_file
 from pyro_partial.training.experiment import Experiment
 from pyro_partial.training.loggers import RunCSVLogger, optional_loggers
@@ -84,7 +84,8 @@ def parse(experiment: Experiment, argv: Sequence[str] | None, prog: str | None =
     if args.out is None:
         args.out = Path("runs") / experiment.name / experiment.run_name(args)
     try:
-        args.resumed = resumed_run(experiment, args)
+        defaults = argparse.Namespace(**{name: parser.get_default(name) for name in vars(args)})
+        args.resumed = resumed_run(experiment, args, recorded_arguments(defaults))
     except (FileNotFoundError, ValueError) as error:  # SettingsChanged and CheckpointError among them
         parser.error(str(error))
     return args
@@ -98,9 +99,15 @@ class Resumed:
     overrides: tuple[dict[str, Any], ...] = ()
 
 
-def resumed_run(experiment: Experiment, args: argparse.Namespace) -> Resumed:
+def resumed_run(
+    experiment: Experiment, args: argparse.Namespace, defaults: dict[str, Any] | None = None
+) -> Resumed:
     """A new run starts at epoch 0; a resumed one at its checkpoint's epoch, with its settings checked by
-    :func:`compare_settings` (raising :class:`SettingsChanged`)."""
+    :func:`compare_settings` (raising :class:`SettingsChanged`).
+
+    :param defaults: the command line's default of each recorded option: an option the saved run did not
+        record (one added since it was trained) is taken to have trained at its default.
+    """
     if not args.resume:
         return Resumed()
     run_dir = Path(args.out)
@@ -117,7 +124,8 @@ def resumed_run(experiment: Experiment, args: argparse.Namespace) -> Resumed:
         raise SettingsChanged(
             f"--resume: {run_dir} has already trained {start} epochs; --epochs {args.epochs} is fewer"
         )
-    changes = compare_settings(saved["arguments"], recorded_arguments(args), args.override, start)
+    saved_arguments = {**(defaults or {}), **saved["arguments"]}
+    changes = compare_settings(saved_arguments, recorded_arguments(args), args.override, start)
     return Resumed(start, (*saved.get("overrides", []), *changes))
 
 
@@ -189,9 +197,9 @@ def make_trainer(
     loggers: Sequence[Logger],
     callbacks: Sequence[lightning.Callback] = (),
 ) -> lightning.Trainer:
-    """The Trainer of a run: the shared options' devices and precision, the engine's plug-ins, and the
-    experiment's ``callbacks`` before the engine's own (so an epoch's schedule is set before it is trained and
-    checkpointed)."""
+    """The Trainer of a run: the shared options' devices, precision and subnormal flushing, the engine's
+    plug-ins, and the experiment's ``callbacks`` before the engine's own (so an epoch's schedule is set before
+    it is trained and checkpointed)."""
     run_dir = Path(args.out)
     return lightning.Trainer(
         max_epochs=args.epochs,
@@ -201,7 +209,12 @@ def make_trainer(
         num_nodes=args.num_nodes,
         precision=args.precision,
         logger=loggers,
-        callbacks=[*callbacks, ExactResume(batches), EpochCheckpoint(run_dir / CHECKPOINT)],
+        callbacks=[
+            *callbacks,
+            *([FlushDenormals()] if args.flush_denormal else []),
+            ExactResume(batches),
+            EpochCheckpoint(run_dir / CHECKPOINT),
+        ],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=not args.no_progress,
         enable_model_summary=False,

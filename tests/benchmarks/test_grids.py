@@ -47,6 +47,26 @@ def test_train_once_starts_resumes_and_skips(tmp_path, commands):
     assert (fresh / "log.txt").is_file()
 
 
+def test_train_once_flushes_new_runs_and_switches_resumed_ones_by_override(tmp_path, commands):
+    fresh, interrupted = tmp_path / "fresh", tmp_path / "interrupted"
+    interrupted.mkdir()
+    (interrupted / "checkpoint.ckpt").write_bytes(b"")
+    for out in (fresh, interrupted):
+        grid.train_once("mnist", ["--seed", "3"], out, flush_denormal=True)
+    fresh_command, resumed_command = commands
+    assert fresh_command[5:9] == ["--seed", "3", "--flush-denormal", "--out"]
+    assert "--override" not in fresh_command
+    assert resumed_command[5:11] == [
+        "--seed",
+        "3",
+        "--flush-denormal",
+        "--override",
+        "flush-denormal",
+        "--out",
+    ]
+    assert resumed_command[-1] == "--resume"
+
+
 def test_train_once_trains_on_a_finished_run_asked_for_more_epochs(tmp_path, commands):
     short, long = tmp_path / "short", tmp_path / "long"
     for out, epochs in ((short, 100), (long, 130)):

@@ -1,11 +1,13 @@
-"""The engine's callbacks: the linear schedule of an objective's weight (the checkpoint and exact-resume
-callbacks are tested through whole runs, ``test_kill_and_resume.py`` and ``test_runner.py``)."""
+"""The engine's callbacks: the linear schedule of an objective's weight and subnormal flushing (the
+checkpoint and exact-resume callbacks are tested through whole runs, ``test_kill_and_resume.py`` and
+``test_runner.py``)."""
 
 from types import SimpleNamespace
 
 import pytest
+import torch
 
-from pyro_partial.training import LinearSchedule
+from pyro_partial.training import FlushDenormals, LinearSchedule
 
 
 def test_linear_schedule_ramps_from_start_to_end_then_holds():
@@ -31,3 +33,23 @@ def test_linear_schedule_ramps_from_start_to_end_then_holds():
 def test_linear_schedule_refuses_bad_arguments(attribute, options, message):
     with pytest.raises((AttributeError, ValueError), match=message):
         LinearSchedule(SimpleNamespace(alpha=0.0), attribute, **options)
+
+
+def test_flush_denormals_zeroes_subnormal_results_between_setup_and_teardown():
+    subnormal = torch.tensor([1e-310, 3e-320], dtype=torch.float64)  # below finfo(float64).tiny
+    assert (subnormal < torch.finfo(torch.float64).tiny).all()
+    callback = FlushDenormals()
+    assert torch.equal(subnormal * 1.0, subnormal)
+    callback.setup(None, None, "fit")
+    try:
+        assert torch.equal(subnormal * 1.0, torch.zeros(2, dtype=torch.float64))
+        assert (torch.tensor([3e-300], dtype=torch.float64) * 1.0).item() == 3e-300  # normal values kept
+    finally:
+        callback.teardown(None, None, "fit")
+    assert torch.equal(subnormal * 1.0, subnormal)
+
+
+def test_flush_denormals_is_a_named_error_where_the_cpu_cannot_flush(monkeypatch):
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: False)
+    with pytest.raises(RuntimeError, match="--flush-denormal: this CPU cannot flush subnormal floats"):
+        FlushDenormals().setup(None, None, "fit")

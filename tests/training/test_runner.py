@@ -83,6 +83,42 @@ def test_resume_refuses_changed_settings_and_lists_them(tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "results.json").read_text())["epochs"] == 2
 
 
+def test_flush_denormal_runs_with_flushing_on_is_recorded_and_must_match_on_resume(
+    tmp_path, capsys, monkeypatch
+):
+    calls = []
+    set_flush_denormal = torch.set_flush_denormal
+    monkeypatch.setattr(torch, "set_flush_denormal", lambda on: calls.append(on) or set_flush_denormal(on))
+    train(tmp_path / "run", "--epochs", "1", "--flush-denormal")
+    assert calls == [True, False]  # on for the trainer's run, off at its teardown
+    subnormal = torch.tensor(1e-310, dtype=torch.float64)
+    assert (subnormal * 1.0).item() == 1e-310  # off again after training
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["arguments"]["flush_denormal"] is True
+    with pytest.raises(SystemExit):
+        train(tmp_path / "run", "--epochs", "2", "--resume")
+    assert "flush_denormal: saved True, asked False" in capsys.readouterr().err
+    train(tmp_path / "run", "--epochs", "2", "--resume", "--flush-denormal")
+    assert calls == [True, False, True, False]
+
+
+def test_an_option_a_saved_run_did_not_record_resumes_at_its_default(tmp_path, capsys):
+    train(tmp_path / "run", "--epochs", "1")
+    path = tmp_path / "run" / "config.json"
+    config = json.loads(path.read_text())
+    del config["arguments"]["flush_denormal"]  # a run trained before the option existed
+    path.write_text(json.dumps(config))
+    assert train(tmp_path / "run", "--epochs", "2", "--resume")["epochs"] == 2
+    path.write_text(json.dumps(config))
+    with pytest.raises(SystemExit):  # asking for the option's other value is a change
+        train(tmp_path / "run", "--epochs", "3", "--resume", "--flush-denormal")
+    assert "flush_denormal: saved False, asked True" in capsys.readouterr().err
+    results = train(
+        tmp_path / "run", "--epochs", "3", "--resume", "--flush-denormal", "--override", "flush-denormal"
+    )
+    assert results["overrides"] == [{"option": "flush_denormal", "saved": False, "new": True, "epoch": 2}]
+
+
 def test_an_override_takes_effect_and_is_recorded(tmp_path):
     train(tmp_path / "run", "--epochs", "1")
     results = train(tmp_path / "run", "--epochs", "2", "--resume", "--lr", "0.01", "--override", "lr")
