@@ -21,9 +21,9 @@ unless ``--override`` names it."""
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, the run-directory options and Lightning's
-    ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision``, ``--flush-denormal`` and
-    ``--logger``."""
+    """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, the run-directory options, Lightning's
+    ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision`` and ``--logger``, and
+    ``--flush-denormal``."""
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of every random draw (default %(default)s)")
     run.add_argument(
