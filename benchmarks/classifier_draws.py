@@ -22,10 +22,11 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.scoring import add_scoring_arguments, check_checkpoints, write_records
 from pyro_partial.data.paths import data_root
 from pyro_partial.metrics import classification_error
 from pyro_partial.training import runner
-from pyro_partial.training.records import MetricsCSV, command_line, write_results
+from pyro_partial.training.records import MetricsCSV
 from pyro_partial_models.cli import experiment
 from pyro_partial_models.semi_supervised_images import predict
 
@@ -73,27 +74,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    add_scoring_arguments(parser, "classifier_draws")
     parser.add_argument("--eval-seeds", type=int, default=20, help="evaluation seeds 0 .. N-1")
     parser.add_argument("--draws", type=int, default=10, help="draws of a (or z) per image, as in training")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--out", type=Path, default=Path("runs/classifier_draws.md"), help="Markdown table")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     args = parser.parse_args(argv)
     for option in ("eval_seeds", "draws", "threads"):
         if getattr(args, option) < 1:
             parser.error(f"--{option.replace('_', '-')} must be positive, got {getattr(args, option)}")
     torch.set_num_threads(args.threads)
-    missing = [str(run) for run in args.runs if not (run / runner.CHECKPOINT).is_file()]
-    if missing:
-        parser.error(f"runs without a checkpoint: {', '.join(missing)}")
+    check_checkpoints(parser, args.runs)
     data = data_root(args.data)
     records = [spread(run, data, args.eval_seeds, args.draws) for run in args.runs]
-    text = table(records)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_results(args.out.with_suffix(".json"), {"records": records}, seed=0)
-    args.out.write_text(f"`{command_line()}`\n\n{text}\n")
+    write_records(args.out, records, table(records), seed=0)
 
 
 if __name__ == "__main__":

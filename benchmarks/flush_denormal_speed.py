@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.scoring import add_scoring_arguments, check_checkpoints, write_records
 from pyro_partial.data.paths import data_root
 from pyro_partial.infer import SemiSupervisedELBO
 from pyro_partial.training import runner
-from pyro_partial.training.records import command_line, write_results
 from pyro_partial_models.cli import experiment
 
 IMAGE_EXPERIMENTS = ("mnist", "svhn")
@@ -86,28 +86,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="trained run directories")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
+    add_scoring_arguments(parser, "flush_denormal_speed")
     parser.add_argument("--batch-size", type=int, default=200, help="images per step (default 200)")
     parser.add_argument("--repeats", type=int, default=4, help="steps timed per setting (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of each step's draws (default 0)")
-    parser.add_argument("--out", type=Path, default=Path("runs/flush_denormal_speed.md"))
     args = parser.parse_args(argv)
     if args.batch_size < 1 or args.repeats < 1:
         parser.error(
             f"--batch-size and --repeats must be at least 1, got {args.batch_size} and {args.repeats}"
         )
-    missing = [str(run) for run in args.runs if not (run / "checkpoint.ckpt").is_file()]
-    if missing:
-        parser.error(f"runs without a checkpoint: {', '.join(missing)}")
+    check_checkpoints(parser, args.runs)
     torch.set_num_threads(1)
     data = data_root(args.data)
     records = [time_steps(run, data, args.batch_size, args.repeats, args.seed) for run in args.runs]
-    text = table(records)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_results(args.out.with_suffix(".json"), {"records": records}, args.seed)
-    args.out.write_text(f"`{command_line()}`\n\n{text}\n")
+    write_records(args.out, records, table(records), args.seed)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,11 @@ from pathlib import Path
 import pyro
 import torch
 
+from benchmarks.scoring import add_scoring_arguments, check_checkpoints, write_records
 from pyro_partial.data.paths import data_root
 from pyro_partial.metrics import classification_error, confusion_counts, largest_confusion
 from pyro_partial.training import runner
-from pyro_partial.training.records import MetricsCSV, command_line, write_results
+from pyro_partial.training.records import MetricsCSV, write_results
 from pyro_partial_models.cli import experiment
 from pyro_partial_models.faces_data import load_faces
 from pyro_partial_models.faces_evaluation import generative_identity
@@ -118,11 +119,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=Path, nargs="+", required=True, help="run directories")
+    add_scoring_arguments(parser, "model_posterior")
     parser.add_argument("--particles", type=int, default=10, help="importance samples per class (K)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the importance samples")
-    parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
-    parser.add_argument("--out", type=Path, default=Path("runs/model_posterior.md"), help="Markdown table")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--sequential-particles",
@@ -134,17 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         if getattr(args, option) < 1:
             parser.error(f"--{option} must be positive, got {getattr(args, option)}")
     torch.set_num_threads(args.threads)
-    missing = [str(run) for run in args.runs if not (run / runner.CHECKPOINT).is_file()]
-    if missing:
-        parser.error(f"runs without a checkpoint: {', '.join(missing)}")
+    check_checkpoints(parser, args.runs)
     data = data_root(args.data)
     vectorize = not args.sequential_particles
     records = [score(run, data, args.particles, args.seed, vectorize) for run in args.runs]
-    text = table(records)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_results(args.out.with_suffix(".json"), {"records": records}, args.seed)
-    args.out.write_text(f"`{command_line()}`\n\n{text}\n")
+    write_records(args.out, records, table(records), args.seed)
 
 
 if __name__ == "__main__":
