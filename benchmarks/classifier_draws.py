@@ -16,30 +16,28 @@ Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from pathlib import Path
 
 import torch
 
-from benchmarks.scoring import add_scoring_arguments, check_checkpoints, write_records
+from benchmarks.scoring import (
+    IMAGE_EXPERIMENTS,
+    add_scoring_arguments,
+    check_checkpoints,
+    load_run,
+    write_records,
+)
 from pyro_partial.data.paths import data_root
 from pyro_partial.metrics import classification_error
 from pyro_partial.training import runner
 from pyro_partial.training.records import MetricsCSV
-from pyro_partial_models.cli import experiment
 from pyro_partial_models.semi_supervised_images import predict
-
-IMAGE_EXPERIMENTS = ("mnist", "svhn")
 
 
 def spread(run: Path, data: Path | None, eval_seeds: int, draws: int) -> dict:
     """The run's test error under each evaluation seed, with ``draws`` draws per image, and its summary."""
-    name = json.loads((run / "config.json").read_text()).get("experiment")
-    if name not in IMAGE_EXPERIMENTS:
-        raise ValueError(f"{run}: a {name!r} run; expected one of {IMAGE_EXPERIMENTS}")
-    image_experiment = experiment(name)
-    module, _ = runner.load_trained(image_experiment, run)
+    image_experiment, module, _ = load_run(run, IMAGE_EXPERIMENTS)
     x, y = image_experiment.load_test(data, download=False)
     errors = [
         classification_error(predict(module, x, seed=seed, num_samples=draws), y)

@@ -1,8 +1,9 @@
 """How much does flushing subnormal floats to zero (``--flush-denormal``) speed up a training step?
 
 Each trained run (``pyro-partial train mnist`` / ``svhn``) is loaded from its checkpoint and one training step
-of its objective (the semi-supervised ELBO's loss and its gradient, on the first ``--batch-size`` test images
-with every fifth one labelled) is timed ``--repeats`` times with flushing off, on, and off again, one thread;
+of its objective (the semi-supervised ELBO's loss at the run's final α and its gradient, on the first
+``--batch-size`` test images with every fifth one labelled) is timed ``--repeats`` times with flushing off,
+on, and off again, one thread;
 the table gives the fastest step of each and the ratio on / off (the slower "off" counts, so drift of a noisy
 machine shows as a gap between the two). The loss is computed both ways, so the table also shows what
 flushing changes in it. From the repository root:
@@ -16,38 +17,37 @@ Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import torch
 
-from benchmarks.scoring import add_scoring_arguments, check_checkpoints, write_records
+from benchmarks.scoring import (
+    IMAGE_EXPERIMENTS,
+    add_scoring_arguments,
+    check_checkpoints,
+    load_run,
+    write_records,
+)
 from pyro_partial.data.paths import data_root
-from pyro_partial.infer import SemiSupervisedELBO
-from pyro_partial.training import runner
-from pyro_partial_models.cli import experiment
+from pyro_partial_models.semi_supervised_images import semi_supervised_objective
 
-IMAGE_EXPERIMENTS = ("mnist", "svhn")
 SCHEDULE = (("off", False), ("on", True), ("off again", False))
 
 
 def time_steps(run: Path, data: Path | None, batch_size: int, repeats: int, seed: int) -> dict:
     """The fastest of ``repeats`` training steps of ``run`` under each setting of :data:`SCHEDULE`, and the
     loss of each."""
-    config = json.loads((run / "config.json").read_text())
-    if config.get("experiment") not in IMAGE_EXPERIMENTS:
-        raise ValueError(f"{run}: a {config.get('experiment')!r} run; expected one of {IMAGE_EXPERIMENTS}")
-    image_experiment = experiment(config["experiment"])
-    module, saved = runner.load_trained(image_experiment, run)
+    image_experiment, module, config = load_run(run, IMAGE_EXPERIMENTS)
     module.train()
     x, y = image_experiment.load_test(data, download=False)
     if len(x) < batch_size:
         raise ValueError(f"--batch-size {batch_size} exceeds the {len(x)} test images of {run}")
     xs = x[:batch_size]
-    ys = torch.nn.functional.one_hot(y[:batch_size], saved["model"]["num_classes"]).to(xs.dtype)
+    ys = torch.nn.functional.one_hot(y[:batch_size], config["model"]["num_classes"]).to(xs.dtype)
     mask = torch.arange(batch_size) % 5 == 0
-    elbo = SemiSupervisedELBO(alpha=config["arguments"]["alpha"], max_plate_nesting=1, split_on="mask")
+    arguments = config["arguments"]
+    elbo = semi_supervised_objective(arguments["alpha"], arguments["importance_samples"])
     record = {"run": str(run)}
     for name, flush in SCHEDULE:
         torch.set_flush_denormal(flush)

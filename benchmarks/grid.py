@@ -39,9 +39,9 @@ def train_once(
     if results.is_file() and (epochs is None or json.loads(results.read_text())["epochs"] >= epochs):
         return
     resume = ["--resume"] if (out / "checkpoint.ckpt").is_file() else []
-    flush = (
-        ["--flush-denormal", *(["--override", "flush-denormal"] if resume else [])] if flush_denormal else []
-    )
+    flush = []
+    if flush_denormal:  # a resumed run switches to flushing through an override
+        flush = ["--flush-denormal", "--override", "flush-denormal"] if resume else ["--flush-denormal"]
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     command = [

@@ -29,17 +29,20 @@ from pathlib import Path
 import pyro
 import torch
 
-from benchmarks.scoring import add_scoring_arguments, check_checkpoints, write_records
+from benchmarks.scoring import (
+    IMAGE_EXPERIMENTS,
+    add_scoring_arguments,
+    check_checkpoints,
+    load_run,
+    write_records,
+)
 from pyro_partial.data.paths import data_root
 from pyro_partial.metrics import classification_error, confusion_counts, largest_confusion
 from pyro_partial.training import runner
 from pyro_partial.training.records import MetricsCSV, write_results
-from pyro_partial_models.cli import experiment
 from pyro_partial_models.faces_data import load_faces
 from pyro_partial_models.faces_evaluation import generative_identity
 from pyro_partial_models.semi_supervised_images import model_posterior_predict, predict
-
-IMAGE_EXPERIMENTS = ("mnist", "svhn")
 
 
 def classify(
@@ -47,12 +50,8 @@ def classify(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The test labels ``(N,)``, q(y|x)'s classes and the model posterior's classes for a run, its
     ``particles`` draws at once when ``vectorize``."""
-    name = json.loads((run / "config.json").read_text()).get("experiment")
-    if name not in (*IMAGE_EXPERIMENTS, "faces"):
-        raise ValueError(f"{run}: a {name!r} run; expected one of {(*IMAGE_EXPERIMENTS, 'faces')}")
-    image_experiment = experiment(name)
-    module, config = runner.load_trained(image_experiment, run)
-    if name in IMAGE_EXPERIMENTS:
+    image_experiment, module, config = load_run(run, (*IMAGE_EXPERIMENTS, "faces"))
+    if image_experiment.name in IMAGE_EXPERIMENTS:
         x, y = image_experiment.load_test(data, download=False)
         return (
             y,

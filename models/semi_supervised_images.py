@@ -173,11 +173,8 @@ class SemiSupervisedImages(Experiment):
         batches = DeviceBatches(sampler, {"images": data.train_x, "labels": one_hot})
         labelled = split.labelled
 
-        elbo = SemiSupervisedELBO(
-            alpha=args.alpha if args.alpha_start is None else args.alpha_start,
-            num_importance_samples=args.importance_samples,
-            max_plate_nesting=1,
-            split_on="mask",
+        elbo = semi_supervised_objective(
+            args.alpha if args.alpha_start is None else args.alpha_start, args.importance_samples
         )
         callbacks = (
             []
@@ -280,6 +277,15 @@ class SemiSupervisedImages(Experiment):
 
 
 @torch.no_grad()
+def semi_supervised_objective(alpha: float, importance_samples: int) -> SemiSupervisedELBO:
+    """The experiment's objective: the semi-supervised ELBO with the classifier weight ``alpha`` per
+    labelled row and ``importance_samples`` samples in the supervised term, the batch's rows split into
+    labelled and unlabelled by the labels' mask."""
+    return SemiSupervisedELBO(
+        alpha=alpha, num_importance_samples=importance_samples, max_plate_nesting=1, split_on="mask"
+    )
+
+
 def predict(
     vae: SSVAE | ADGM, x: torch.Tensor, batch_size: int = 2000, seed: int = 0, num_samples: int = 10
 ) -> torch.Tensor:
