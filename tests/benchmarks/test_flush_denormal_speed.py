@@ -31,6 +31,8 @@ def test_a_run_is_timed_with_flushing_off_on_and_off_again_and_the_loss_compared
         in out.read_text()
     )
     assert "| m2 |" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="--batch-size 10001 exceeds the 10000 test images of"):
+        flush_denormal_speed.time_steps(run, real_data_root, 10001, 1, 0)
     subnormal = torch.tensor(1e-310, dtype=torch.float64)
     assert (subnormal * 1.0).item() == 1e-310  # flushing is off again afterwards
 
