@@ -40,6 +40,7 @@ import functools
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import torch
@@ -85,6 +86,7 @@ class Run:
     model: str = "ssvae"
     split_seed: int | None = None  # None: the labelled subset of ``seed``
     network: str = "mlp"
+    warmup: int = 0  # learning-rate warm-up steps
 
     def directory(self, runs: Path, grid: str) -> Path:
         """``l<labels>_r<rho>_s<seed>``, with ``_split<seed>`` where the labelled subset is another seed's
@@ -93,12 +95,13 @@ class Run:
         return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{split}{self.model_settings()}"
 
     def model_settings(self) -> str:
-        """``_z<dim>``, ``_lr<rate>``, ``_<model>`` and ``_<network>`` where they are not defaults (empty when
-        none is)."""
+        """``_z<dim>``, ``_lr<rate>``, ``_<model>``, ``_<network>`` and ``_w<warm-up steps>`` where they are
+        not defaults (empty when none is)."""
         z_dim = "" if self.z_dim is None else f"_z{self.z_dim}"
         model = "" if self.model == "ssvae" else f"_{self.model}"
         network = "" if self.network == "mlp" else f"_{self.network}"
-        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model + network
+        warmup = f"_w{self.warmup}" if self.warmup else ""
+        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model + network + warmup
 
     def settings(self) -> str:
         """What the runs of one table share: ``e<epochs>_r<rho>`` and :meth:`model_settings`."""
@@ -111,6 +114,7 @@ class Run:
         args += [] if self.lr is None else ["--lr", self.lr]
         args += [] if self.model == "ssvae" else ["--model", self.model]
         args += [] if self.network == "mlp" else ["--network", self.network]
+        args += ["--lr-warmup-steps", str(self.warmup)] if self.warmup else []
         args += [] if self.split_seed is None else ["--split-seed", str(self.split_seed)]
         return args + data_arguments(data)
 
@@ -138,9 +142,14 @@ def percent(values: list[float]) -> str:
     return mean_std(values, scale=100)
 
 
+def run_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`Run` fields the ``table`` and ``restarts`` grids take from their options alone."""
+    return {"network": args.network, "warmup": args.lr_warmup_steps}
+
+
 def table(args: argparse.Namespace) -> str:
     jobs = [
-        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr, args.model, network=args.network)
+        Run(labels, args.rho, seed, args.epochs, args.z_dim, args.lr, args.model, **run_settings(args))
         for labels in args.labels
         for seed in args.seeds
     ]
@@ -153,6 +162,7 @@ def table(args: argparse.Namespace) -> str:
         + "".join(f", {name} = {value}" for name, value in (("z", args.z_dim), ("lr", args.lr)) if value)
         + ("" if args.model == "ssvae" else f", model = {args.model}")
         + ("" if args.network == "mlp" else f", network = {args.network}")
+        + (f", lr warm-up = {args.lr_warmup_steps} steps" if args.lr_warmup_steps else "")
         + ":",
         "",
         "| labels | final epoch | best validation epoch | training time per run (s) | "
@@ -211,7 +221,7 @@ RESTART_SEED_STEP = 1000
 
 def restart_run(args: argparse.Namespace, labels: int, seed: int, restart: int, epochs: int) -> Run:
     """Restart ``restart`` on the labelled subset of ``seed``: restart 0 is that seed's plain run."""
-    settings = dict(z_dim=args.z_dim, lr=args.lr, model=args.model, network=args.network)
+    settings = dict(z_dim=args.z_dim, lr=args.lr, model=args.model, **run_settings(args))
     if restart == 0:
         return Run(labels, args.rho, seed, epochs, **settings)
     restart_seed = seed + RESTART_SEED_STEP * restart
@@ -450,6 +460,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="train with subnormal floats flushed to zero (a run resumed from one trained without switches "
         "from its next epoch, recorded as an override)",
+    )
+    parser.add_argument(
+        "--lr-warmup-steps",
+        type=int,
+        default=0,
+        help="table, restarts: learning-rate warm-up steps of every run (names its directory _w<steps>)",
     )
     parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")

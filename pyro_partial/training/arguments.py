@@ -21,9 +21,9 @@ unless ``--override`` names it."""
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, the run-directory options, Lightning's
-    ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision`` and ``--logger``, and
-    ``--flush-denormal``."""
+    """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, ``--lr-warmup-steps``, the run-directory
+    options, Lightning's ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision``
+    and ``--logger``, and ``--flush-denormal``."""
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of every random draw (default %(default)s)")
     run.add_argument(
@@ -31,6 +31,14 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, An
     )
     run.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 200), help="rows per batch")
     run.add_argument("--lr", type=float, default=defaults.get("lr", 1e-3), help="Adam's learning rate")
+    run.add_argument(
+        "--lr-warmup-steps",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="grow the learning rate linearly from lr/STEPS to lr over the first STEPS optimiser steps "
+        "(default %(default)s: none)",
+    )
     run.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
     run.add_argument("--download", action="store_true", help="download missing data files")
     run.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<experiment>/...)")
@@ -74,6 +82,8 @@ def check_shared_arguments(args: argparse.Namespace) -> list[str]:
         problems.append(f"--batch-size must be a positive number of rows, got {args.batch_size}")
     if not (math.isfinite(args.lr) and args.lr > 0):
         problems.append(f"--lr must be a positive finite number, got {args.lr}")
+    if args.lr_warmup_steps < 0:
+        problems.append(f"--lr-warmup-steps must be a number of steps, 0 or more, got {args.lr_warmup_steps}")
     if args.num_nodes < 1:
         problems.append(f"--num-nodes must be at least 1, got {args.num_nodes}")
     if args.override and not args.resume:

@@ -38,6 +38,10 @@ class SVIModule(lightning.LightningModule):
     :param batches: the training data and the sampler of its mini-batches; moved to the training device when
         fitting starts.
     :param lr: Adam's learning rate.
+    :param warmup_steps: the learning rate grows linearly over the first ``warmup_steps`` optimiser steps,
+        ``lr · min(1, (t + 1) / warmup_steps)`` at step ``t`` (Goyal et al. 2017's warm-up); 0: ``lr`` from
+        the first step. It keeps Adam's first steps, which move every weight by about ``lr`` at once, from
+        driving a wide layer's pre-activations far into a saturated range.
     :param evaluate: ``epoch -> {metric: value}``, called (without gradients, modules in eval mode) at the end
         of each training epoch, before the epoch's checkpoint; its metrics are logged with the epoch's mean
         ``loss`` and its training ``seconds``.
@@ -52,14 +56,18 @@ class SVIModule(lightning.LightningModule):
         batches: DeviceBatches,
         *,
         lr: float,
+        warmup_steps: int = 0,
         evaluate: Evaluate | None = None,
     ):
         super().__init__()
         if not (math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a positive finite number, got {lr}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be a number of steps, 0 or more, got {warmup_steps}")
         self.loss_fn = loss_fn
         self.batches = batches
         self.lr = lr
+        self.warmup_steps = warmup_steps
         self.evaluate = evaluate
         self._epoch_began = 0.0
 
@@ -80,11 +88,18 @@ class SVIModule(lightning.LightningModule):
         """
         return self.batches.loader(self.global_rank, self.trainer.world_size)
 
-    def on_train_start(self) -> None:
-        """Set the optimiser's learning rate to ``lr`` (a resumed run's optimiser comes back with its saved
-        one; ``lr`` is the one asked for)."""
+    def learning_rate(self, step: int) -> float:
+        """The learning rate of optimiser step ``step`` (counted from 0 over the whole run)."""
+        if step >= self.warmup_steps:
+            return self.lr
+        return self.lr * (step + 1) / self.warmup_steps
+
+    def on_train_batch_start(self, item: Any, batch_idx: int) -> None:
+        """Set the optimiser's learning rate to :meth:`learning_rate` of this step. It depends on the step
+        alone, so a resumed run (whose optimiser comes back with its saved rate) continues the warm-up where
+        it stopped, and an overridden ``lr`` takes effect at once."""
         for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = self.lr
+            group["lr"] = self.learning_rate(self.global_step)
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's clock (its training ``seconds``)."""

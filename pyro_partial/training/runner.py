@@ -251,6 +251,7 @@ def train(
             setup.elbo(setup.module.model, setup.module.guide),
             setup.batches,
             lr=args.lr,
+            warmup_steps=args.lr_warmup_steps,
             evaluate=setup.evaluate,
         )
         csv_logger = RunCSVLogger(run_dir)

@@ -115,6 +115,10 @@ def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
     assert conv.directory(grid.ROOT, "table").name == "l100_r0.2_s0_z50_lr1e-3_conv"
     assert conv.settings() == "e10_r0.2_z50_lr1e-3_conv"
     assert conv.arguments(None)[-2:] == ["--network", "conv"]
+    warm = mnist_table1.Run(600, "0.2", 0, 6, z_dim="50", lr="1e-3", network="conv", warmup=500)
+    assert warm.directory(grid.ROOT, "table").name == "l600_r0.2_s0_z50_lr1e-3_conv_w500"
+    assert warm.settings() == "e6_r0.2_z50_lr1e-3_conv_w500"
+    assert warm.arguments(None)[-4:] == ["--network", "conv", "--lr-warmup-steps", "500"]
 
 
 def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands):
@@ -170,15 +174,18 @@ def test_mnist_restarts_choose_by_validation_error_and_train_on_the_chosen_and_r
     assert len(commands) == 3
 
 
-def test_mnist_restarts_train_every_restart_with_the_network_asked_for(tmp_path, commands):
+def test_mnist_restarts_train_every_restart_with_the_network_and_warm_up_asked_for(tmp_path, commands):
     argv = ["restarts", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "--rho", "0.2"]
-    argv += ["--network", "conv", "--restarts", "2", "--select-epochs", "1", "--epochs", "2", "--jobs", "1"]
+    argv += ["--network", "conv", "--lr-warmup-steps", "50"]
+    argv += ["--restarts", "2", "--select-epochs", "1", "--epochs", "2", "--jobs", "1"]
     mnist_table1.main(argv)
     # nothing finishes here, so only the two candidates are started, each a convolutional run in its directory
     assert [command[command.index("--out") + 1] for command in commands] == [
-        str(tmp_path / "restarts" / name) for name in ("l100_r0.2_s0_conv", "l100_r0.2_s1000_split0_conv")
+        str(tmp_path / "restarts" / name)
+        for name in ("l100_r0.2_s0_conv_w50", "l100_r0.2_s1000_split0_conv_w50")
     ]
     assert all(command[command.index("--network") + 1] == "conv" for command in commands)
+    assert all(command[command.index("--lr-warmup-steps") + 1] == "50" for command in commands)
 
 
 def test_mnist_restarts_refuse_a_choice_after_the_last_epoch(tmp_path):

@@ -129,12 +129,30 @@ def test_an_override_takes_effect_and_is_recorded(tmp_path):
     assert state["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01  # applied to the optimiser
 
 
+def test_a_warm_up_grows_the_learning_rate_by_step_and_resumes_where_it_stopped(tmp_path):
+    def last_lr(run_dir):
+        [optimiser] = load_checkpoint_file(run_dir / "checkpoint.ckpt")["optimizer_states"]
+        return optimiser["param_groups"][0]["lr"]
+
+    # four batches an epoch: the 4th step (t = 3) of a 6-step warm-up runs at 0.05 * 4 / 6
+    train(tmp_path / "resumed", "--epochs", "1", "--lr-warmup-steps", "6")
+    assert last_lr(tmp_path / "resumed") == pytest.approx(0.05 * 4 / 6, rel=1e-12)
+    train(tmp_path / "resumed", "--epochs", "3", "--resume", "--lr-warmup-steps", "6")
+    assert last_lr(tmp_path / "resumed") == 0.05
+    train(tmp_path / "straight", "--epochs", "3", "--lr-warmup-steps", "6")
+    train(tmp_path / "none", "--epochs", "3")
+    straight, resumed, none = (weights(tmp_path / name) for name in ("straight", "resumed", "none"))
+    assert all(torch.equal(value, resumed[name]) for name, value in straight.items())
+    assert not all(torch.equal(value, none[name]) for name, value in straight.items())
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
         (["--epochs", "0"], "--epochs must be a positive number of epochs, got 0"),
         (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
         (["--batch-size", "-1"], "--batch-size must be a positive number of rows, got -1"),
+        (["--lr-warmup-steps", "-1"], "--lr-warmup-steps must be a number of steps, 0 or more, got -1"),
         (["--z-dim", "0"], "--z-dim must be at least 1, got 0"),
         (["--override", "lr"], "--override applies to a resumed run"),
         (["--resume"], "config.json not found"),
