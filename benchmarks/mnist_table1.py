@@ -87,6 +87,7 @@ class Run:
     split_seed: int | None = None  # None: the labelled subset of ``seed``
     network: str = "mlp"
     warmup: int = 0  # learning-rate warm-up steps
+    decay: str | None = None  # the learning rate's per-epoch factor as given on the command line; None: none
 
     def directory(self, runs: Path, grid: str) -> Path:
         """``l<labels>_r<rho>_s<seed>``, with ``_split<seed>`` where the labelled subset is another seed's
@@ -95,13 +96,14 @@ class Run:
         return runs / grid / f"l{self.labels}_r{self.rho}_s{self.seed}{split}{self.model_settings()}"
 
     def model_settings(self) -> str:
-        """``_z<dim>``, ``_lr<rate>``, ``_<model>``, ``_<network>`` and ``_w<warm-up steps>`` where they are
-        not defaults (empty when none is)."""
+        """``_z<dim>``, ``_lr<rate>``, ``_<model>``, ``_<network>``, ``_w<warm-up steps>`` and
+        ``_d<decay factor>`` where they are not defaults (empty when none is)."""
         z_dim = "" if self.z_dim is None else f"_z{self.z_dim}"
         model = "" if self.model == "ssvae" else f"_{self.model}"
         network = "" if self.network == "mlp" else f"_{self.network}"
         warmup = f"_w{self.warmup}" if self.warmup else ""
-        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model + network + warmup
+        decay = "" if self.decay is None else f"_d{self.decay}"
+        return z_dim + ("" if self.lr is None else f"_lr{self.lr}") + model + network + warmup + decay
 
     def settings(self) -> str:
         """What the runs of one table share: ``e<epochs>_r<rho>`` and :meth:`model_settings`."""
@@ -115,6 +117,7 @@ class Run:
         args += [] if self.model == "ssvae" else ["--model", self.model]
         args += [] if self.network == "mlp" else ["--network", self.network]
         args += ["--lr-warmup-steps", str(self.warmup)] if self.warmup else []
+        args += [] if self.decay is None else ["--lr-decay", self.decay]
         args += [] if self.split_seed is None else ["--split-seed", str(self.split_seed)]
         return args + data_arguments(data)
 
@@ -144,7 +147,7 @@ def percent(values: list[float]) -> str:
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`Run` fields the ``table`` and ``restarts`` grids take from their options alone."""
-    return {"network": args.network, "warmup": args.lr_warmup_steps}
+    return {"network": args.network, "warmup": args.lr_warmup_steps, "decay": args.lr_decay}
 
 
 def table(args: argparse.Namespace) -> str:
@@ -163,6 +166,7 @@ def table(args: argparse.Namespace) -> str:
         + ("" if args.model == "ssvae" else f", model = {args.model}")
         + ("" if args.network == "mlp" else f", network = {args.network}")
         + (f", lr warm-up = {args.lr_warmup_steps} steps" if args.lr_warmup_steps else "")
+        + ("" if args.lr_decay is None else f", lr decay = {args.lr_decay} per epoch")
         + ":",
         "",
         "| labels | final epoch | best validation epoch | training time per run (s) | "
@@ -466,6 +470,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         help="table, restarts: learning-rate warm-up steps of every run (names its directory _w<steps>)",
+    )
+    parser.add_argument(
+        "--lr-decay",
+        default=None,
+        help="table, restarts: the learning rate's factor per epoch of every run (names its directory "
+        "_d<factor>; default: none)",
     )
     parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")

@@ -21,9 +21,9 @@ unless ``--override`` names it."""
 
 
 def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
-    """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, ``--lr-warmup-steps``, the run-directory
-    options, Lightning's ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``, ``--precision``
-    and ``--logger``, and ``--flush-denormal``."""
+    """Add ``--seed``, ``--epochs``, ``--batch-size``, ``--lr``, ``--lr-warmup-steps``, ``--lr-decay``, the
+    run-directory options, Lightning's ``--accelerator``, ``--devices``, ``--strategy``, ``--num-nodes``,
+    ``--precision`` and ``--logger``, and ``--flush-denormal``."""
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of every random draw (default %(default)s)")
     run.add_argument(
@@ -38,6 +38,14 @@ def add_shared_arguments(parser: argparse.ArgumentParser, defaults: dict[str, An
         metavar="STEPS",
         help="grow the learning rate linearly from lr/STEPS to lr over the first STEPS optimiser steps "
         "(default %(default)s: none)",
+    )
+    run.add_argument(
+        "--lr-decay",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="multiply the learning rate by FACTOR at each new epoch: lr * FACTOR**epoch (default "
+        "%(default)s: none)",
     )
     run.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
     run.add_argument("--download", action="store_true", help="download missing data files")
@@ -84,6 +92,8 @@ def check_shared_arguments(args: argparse.Namespace) -> list[str]:
         problems.append(f"--lr must be a positive finite number, got {args.lr}")
     if args.lr_warmup_steps < 0:
         problems.append(f"--lr-warmup-steps must be a number of steps, 0 or more, got {args.lr_warmup_steps}")
+    if not 0 < args.lr_decay <= 1:
+        problems.append(f"--lr-decay must be a factor in (0, 1], got {args.lr_decay}")
     if args.num_nodes < 1:
         problems.append(f"--num-nodes must be at least 1, got {args.num_nodes}")
     if args.override and not args.resume:

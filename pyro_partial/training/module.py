@@ -42,6 +42,9 @@ class SVIModule(lightning.LightningModule):
         ``lr · min(1, (t + 1) / warmup_steps)`` at step ``t`` (Goyal et al. 2017's warm-up); 0: ``lr`` from
         the first step. It keeps Adam's first steps, which move every weight by about ``lr`` at once, from
         driving a wide layer's pre-activations far into a saturated range.
+    :param lr_decay: the learning rate is multiplied by ``lr_decay`` at the start of each epoch after the
+        first, ``lr · lr_decay ** epoch`` (an exponential schedule, in ``(0, 1]``; 1: none). It depends on
+        the epoch alone, so a run resumed with more epochs continues the schedule it would have followed.
     :param evaluate: ``epoch -> {metric: value}``, called (without gradients, modules in eval mode) at the end
         of each training epoch, before the epoch's checkpoint; its metrics are logged with the epoch's mean
         ``loss`` and its training ``seconds``.
@@ -57,6 +60,7 @@ class SVIModule(lightning.LightningModule):
         *,
         lr: float,
         warmup_steps: int = 0,
+        lr_decay: float = 1.0,
         evaluate: Evaluate | None = None,
     ):
         super().__init__()
@@ -64,10 +68,13 @@ class SVIModule(lightning.LightningModule):
             raise ValueError(f"lr must be a positive finite number, got {lr}")
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps must be a number of steps, 0 or more, got {warmup_steps}")
+        if not 0 < lr_decay <= 1:
+            raise ValueError(f"lr_decay must be a factor in (0, 1], got {lr_decay}")
         self.loss_fn = loss_fn
         self.batches = batches
         self.lr = lr
         self.warmup_steps = warmup_steps
+        self.lr_decay = lr_decay
         self.evaluate = evaluate
         self._epoch_began = 0.0
 
@@ -88,18 +95,18 @@ class SVIModule(lightning.LightningModule):
         """
         return self.batches.loader(self.global_rank, self.trainer.world_size)
 
-    def learning_rate(self, step: int) -> float:
-        """The learning rate of optimiser step ``step`` (counted from 0 over the whole run)."""
-        if step >= self.warmup_steps:
-            return self.lr
-        return self.lr * (step + 1) / self.warmup_steps
+    def learning_rate(self, step: int, epoch: int = 0) -> float:
+        """The learning rate of optimiser step ``step`` of epoch ``epoch`` (both counted from 0 over the
+        whole run): ``lr · min(1, (step + 1) / warmup_steps) · lr_decay ** epoch``."""
+        warm = 1.0 if step >= self.warmup_steps else (step + 1) / self.warmup_steps
+        return self.lr * warm * self.lr_decay**epoch
 
     def on_train_batch_start(self, item: Any, batch_idx: int) -> None:
         """Set the optimiser's learning rate to :meth:`learning_rate` of this step. It depends on the step
-        alone, so a resumed run (whose optimiser comes back with its saved rate) continues the warm-up where
-        it stopped, and an overridden ``lr`` takes effect at once."""
+        and epoch alone, so a resumed run (whose optimiser comes back with its saved rate) continues the
+        warm-up and the decay where it stopped, and an overridden ``lr`` takes effect at once."""
         for group in self.trainer.optimizers[0].param_groups:
-            group["lr"] = self.learning_rate(self.global_step)
+            group["lr"] = self.learning_rate(self.global_step, self.current_epoch)
 
     def on_train_epoch_start(self) -> None:
         """Start the epoch's clock (its training ``seconds``)."""

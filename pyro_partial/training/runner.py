@@ -252,6 +252,7 @@ def train(
             setup.batches,
             lr=args.lr,
             warmup_steps=args.lr_warmup_steps,
+            lr_decay=args.lr_decay,
             evaluate=setup.evaluate,
         )
         csv_logger = RunCSVLogger(run_dir)

@@ -119,6 +119,12 @@ def test_mnist_table_runs_are_named_by_their_settings_and_passed_them():
     assert warm.directory(grid.ROOT, "table").name == "l600_r0.2_s0_z50_lr1e-3_conv_w500"
     assert warm.settings() == "e6_r0.2_z50_lr1e-3_conv_w500"
     assert warm.arguments(None)[-4:] == ["--network", "conv", "--lr-warmup-steps", "500"]
+    decayed = mnist_table1.Run(
+        600, "0.2", 0, 6, z_dim="50", lr="1e-3", network="conv", warmup=500, decay="0.8"
+    )
+    assert decayed.directory(grid.ROOT, "table").name == "l600_r0.2_s0_z50_lr1e-3_conv_w500_d0.8"
+    assert decayed.settings() == "e6_r0.2_z50_lr1e-3_conv_w500_d0.8"
+    assert decayed.arguments(None)[-4:] == ["--lr-warmup-steps", "500", "--lr-decay", "0.8"]
 
 
 def test_mnist_table_summarises_the_first_epochs_of_each_run(tmp_path, commands):
@@ -174,18 +180,19 @@ def test_mnist_restarts_choose_by_validation_error_and_train_on_the_chosen_and_r
     assert len(commands) == 3
 
 
-def test_mnist_restarts_train_every_restart_with_the_network_and_warm_up_asked_for(tmp_path, commands):
+def test_mnist_restarts_train_every_restart_with_the_network_warm_up_and_decay_asked_for(tmp_path, commands):
     argv = ["restarts", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "--rho", "0.2"]
-    argv += ["--network", "conv", "--lr-warmup-steps", "50"]
+    argv += ["--network", "conv", "--lr-warmup-steps", "50", "--lr-decay", "0.9"]
     argv += ["--restarts", "2", "--select-epochs", "1", "--epochs", "2", "--jobs", "1"]
     mnist_table1.main(argv)
     # nothing finishes here, so only the two candidates are started, each a convolutional run in its directory
     assert [command[command.index("--out") + 1] for command in commands] == [
         str(tmp_path / "restarts" / name)
-        for name in ("l100_r0.2_s0_conv_w50", "l100_r0.2_s1000_split0_conv_w50")
+        for name in ("l100_r0.2_s0_conv_w50_d0.9", "l100_r0.2_s1000_split0_conv_w50_d0.9")
     ]
     assert all(command[command.index("--network") + 1] == "conv" for command in commands)
     assert all(command[command.index("--lr-warmup-steps") + 1] == "50" for command in commands)
+    assert all(command[command.index("--lr-decay") + 1] == "0.9" for command in commands)
 
 
 def test_mnist_restarts_refuse_a_choice_after_the_last_epoch(tmp_path):

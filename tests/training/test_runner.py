@@ -146,6 +146,24 @@ def test_a_warm_up_grows_the_learning_rate_by_step_and_resumes_where_it_stopped(
     assert not all(torch.equal(value, none[name]) for name, value in straight.items())
 
 
+def test_a_decay_lowers_the_learning_rate_each_epoch_and_a_run_resumed_with_more_epochs_continues_it(
+    tmp_path,
+):
+    def last_lr(run_dir):
+        [optimiser] = load_checkpoint_file(run_dir / "checkpoint.ckpt")["optimizer_states"]
+        return optimiser["param_groups"][0]["lr"]
+
+    train(tmp_path / "resumed", "--epochs", "1", "--lr-decay", "0.5")
+    assert last_lr(tmp_path / "resumed") == 0.05  # the first epoch runs at lr
+    train(tmp_path / "resumed", "--epochs", "3", "--resume", "--lr-decay", "0.5")
+    assert last_lr(tmp_path / "resumed") == pytest.approx(0.05 * 0.25, rel=1e-12)
+    train(tmp_path / "straight", "--epochs", "3", "--lr-decay", "0.5")
+    train(tmp_path / "none", "--epochs", "3")
+    straight, resumed, none = (weights(tmp_path / name) for name in ("straight", "resumed", "none"))
+    assert all(torch.equal(value, resumed[name]) for name, value in straight.items())
+    assert not all(torch.equal(value, none[name]) for name, value in straight.items())
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -153,6 +171,7 @@ def test_a_warm_up_grows_the_learning_rate_by_step_and_resumes_where_it_stopped(
         (["--lr", "nan"], "--lr must be a positive finite number, got nan"),
         (["--batch-size", "-1"], "--batch-size must be a positive number of rows, got -1"),
         (["--lr-warmup-steps", "-1"], "--lr-warmup-steps must be a number of steps, 0 or more, got -1"),
+        (["--lr-decay", "0"], "--lr-decay must be a factor in (0, 1], got 0.0"),
         (["--z-dim", "0"], "--z-dim must be at least 1, got 0"),
         (["--override", "lr"], "--override applies to a resumed run"),
         (["--resume"], "config.json not found"),
