@@ -26,6 +26,22 @@ def weights(run_dir):
     return load_checkpoint_file(run_dir / "checkpoint.ckpt")["state_dict"]
 
 
+def last_lr(run_dir):
+    """The learning rate the optimiser of a run's checkpoint last stepped with."""
+    [optimiser] = load_checkpoint_file(run_dir / "checkpoint.ckpt")["optimizer_states"]
+    return optimiser["param_groups"][0]["lr"]
+
+
+def assert_resumed_is_straight_and_not_plain(tmp_path, *options):
+    """``tmp_path / "resumed"``, trained to 3 epochs with ``options``, equals a run trained straight to 3
+    epochs with them, bit for bit, and differs from one trained without them."""
+    train(tmp_path / "straight", "--epochs", "3", *options)
+    train(tmp_path / "none", "--epochs", "3")
+    straight, resumed, none = (weights(tmp_path / name) for name in ("straight", "resumed", "none"))
+    assert all(torch.equal(value, resumed[name]) for name, value in straight.items())
+    assert not all(torch.equal(value, none[name]) for name, value in straight.items())
+
+
 def test_a_run_writes_its_files_and_records_how_to_reproduce_it(tmp_path):
     results = train(tmp_path / "run", "--epochs", "2", "--seed", "3")
     run_dir = tmp_path / "run"
@@ -125,43 +141,26 @@ def test_an_override_takes_effect_and_is_recorded(tmp_path):
     assert results["overrides"] == [{"option": "lr", "saved": 0.05, "new": 0.01, "epoch": 1}]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["arguments"]["lr"] == 0.01 and config["overrides"] == results["overrides"]
-    state = load_checkpoint_file(tmp_path / "run" / "checkpoint.ckpt")
-    assert state["optimizer_states"][0]["param_groups"][0]["lr"] == 0.01  # applied to the optimiser
+    assert last_lr(tmp_path / "run") == 0.01  # applied to the optimiser
 
 
 def test_a_warm_up_grows_the_learning_rate_by_step_and_resumes_where_it_stopped(tmp_path):
-    def last_lr(run_dir):
-        [optimiser] = load_checkpoint_file(run_dir / "checkpoint.ckpt")["optimizer_states"]
-        return optimiser["param_groups"][0]["lr"]
-
     # four batches an epoch: the 4th step (t = 3) of a 6-step warm-up runs at 0.05 * 4 / 6
     train(tmp_path / "resumed", "--epochs", "1", "--lr-warmup-steps", "6")
     assert last_lr(tmp_path / "resumed") == pytest.approx(0.05 * 4 / 6, rel=1e-12)
     train(tmp_path / "resumed", "--epochs", "3", "--resume", "--lr-warmup-steps", "6")
     assert last_lr(tmp_path / "resumed") == 0.05
-    train(tmp_path / "straight", "--epochs", "3", "--lr-warmup-steps", "6")
-    train(tmp_path / "none", "--epochs", "3")
-    straight, resumed, none = (weights(tmp_path / name) for name in ("straight", "resumed", "none"))
-    assert all(torch.equal(value, resumed[name]) for name, value in straight.items())
-    assert not all(torch.equal(value, none[name]) for name, value in straight.items())
+    assert_resumed_is_straight_and_not_plain(tmp_path, "--lr-warmup-steps", "6")
 
 
 def test_a_decay_lowers_the_learning_rate_each_epoch_and_a_run_resumed_with_more_epochs_continues_it(
     tmp_path,
 ):
-    def last_lr(run_dir):
-        [optimiser] = load_checkpoint_file(run_dir / "checkpoint.ckpt")["optimizer_states"]
-        return optimiser["param_groups"][0]["lr"]
-
     train(tmp_path / "resumed", "--epochs", "1", "--lr-decay", "0.5")
     assert last_lr(tmp_path / "resumed") == 0.05  # the first epoch runs at lr
     train(tmp_path / "resumed", "--epochs", "3", "--resume", "--lr-decay", "0.5")
     assert last_lr(tmp_path / "resumed") == pytest.approx(0.05 * 0.25, rel=1e-12)
-    train(tmp_path / "straight", "--epochs", "3", "--lr-decay", "0.5")
-    train(tmp_path / "none", "--epochs", "3")
-    straight, resumed, none = (weights(tmp_path / name) for name in ("straight", "resumed", "none"))
-    assert all(torch.equal(value, resumed[name]) for name, value in straight.items())
-    assert not all(torch.equal(value, none[name]) for name, value in straight.items())
+    assert_resumed_is_straight_and_not_plain(tmp_path, "--lr-decay", "0.5")
 
 
 @pytest.mark.parametrize(
