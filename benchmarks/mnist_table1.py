@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,6 +144,18 @@ def first_errors(rows: list[dict[str, str]], epochs: int) -> tuple[float, float]
 
 def percent(values: list[float]) -> str:
     return mean_std(values, scale=100)
+
+
+def decay_factor(text: str) -> str | None:
+    """``--lr-decay`` checked before any run starts: the factor as given (it names the run directories), or
+    ``None`` for 1, which is no decay."""
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = math.nan
+    if not 0 < factor <= 1:
+        raise argparse.ArgumentTypeError(f"must be a factor in (0, 1], got {text!r}")
+    return None if factor == 1 else text
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -473,9 +486,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--lr-decay",
+        type=decay_factor,
         default=None,
-        help="table, restarts: the learning rate's factor per epoch of every run (names its directory "
-        "_d<factor>; default: none)",
+        help="table, restarts: the learning rate's factor per epoch of every run, in (0, 1] (names its "
+        "directory _d<factor>; default and 1: none)",
     )
     parser.add_argument("--restarts", type=int, default=3, help="restarts: runs per seed to choose from")
     parser.add_argument("--select-epochs", type=int, default=8, help="restarts: epochs before the choice")

@@ -195,6 +195,22 @@ def test_mnist_restarts_train_every_restart_with_the_network_warm_up_and_decay_a
     assert all(command[command.index("--lr-decay") + 1] == "0.9" for command in commands)
 
 
+@pytest.mark.parametrize("factor", ["0", "1.5", "-0.9", "nan", "fast"])
+def test_mnist_grids_refuse_a_decay_outside_zero_to_one_before_any_run(tmp_path, commands, capsys, factor):
+    with pytest.raises(SystemExit):
+        mnist_table1.main(["table", "--runs", str(tmp_path), "--lr-decay", factor])
+    assert f"argument --lr-decay: must be a factor in (0, 1], got '{factor}'" in capsys.readouterr().err
+    assert commands == []
+
+
+def test_mnist_grids_read_a_decay_of_one_as_none(tmp_path, commands):
+    argv = ["table", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "--epochs", "1"]
+    mnist_table1.main([*argv, "--lr-decay", "1.0", "--jobs", "1"])
+    (command,) = commands
+    assert "--lr-decay" not in command
+    assert command[command.index("--out") + 1] == str(tmp_path / "table" / "l100_r0.05_s0")
+
+
 def test_mnist_restarts_refuse_a_choice_after_the_last_epoch(tmp_path):
     argv = ["restarts", "--runs", str(tmp_path), "--select-epochs", "20", "--epochs", "20", "--summary-only"]
     with pytest.raises(SystemExit, match="--select-epochs 20 must be fewer than --epochs 20"):
