@@ -22,20 +22,19 @@ epochs). Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 
 from benchmarks.grid import (
+    TrainingRun,
     add_grid_arguments,
     data_arguments,
     finished,
     mean_seconds,
     mean_std,
-    run_all,
-    train_once,
+    train_all,
 )
 
 matplotlib.use("Agg")
@@ -55,11 +54,10 @@ def train_grid(
     """Train every run of the grid with its ``pyro-partial train <experiment>`` arguments, unless
     ``--summary-only``."""
     if not args.summary_only:
-        calls = [
-            functools.partial(train_once, experiment, arguments[key] + args.data_arguments, out)
-            for key, out in runs.items()
+        training = [
+            TrainingRun(experiment, (*arguments[key], *args.data_arguments), out) for key, out in runs.items()
         ]
-        run_all(calls, args.jobs)
+        train_all(training, args.jobs)
 
 
 def independence(args: argparse.Namespace) -> str:

@@ -1,5 +1,6 @@
-"""Grids of experiment runs for the benchmark scripts: train each configuration once (resuming an
-interrupted run, skipping a finished one), several at a time, and summarise seeds as mean ± std.
+"""Grids of experiment runs for the benchmark scripts: check every run's command line, then train each
+configuration once (resuming an interrupted run, skipping a finished one), several at a time, and summarise
+seeds as mean ± std.
 
 The benchmark scripts run from the repository root as modules: ``python -m benchmarks.<name> ...``."""
 
@@ -14,43 +15,77 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+from pyro_partial.training import runner
+from pyro_partial_models import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def train_once(
-    experiment: str,
-    arguments: Sequence[str],
-    out: Path,
-    epochs: int | None = None,
-    flush_denormal: bool = False,
-) -> None:
-    """``pyro-partial train <experiment> <arguments> --out <out> --no-progress`` unless the run is finished;
-    ``--resume`` when ``out`` holds a checkpoint. One thread unless ``$OMP_NUM_THREADS`` says otherwise;
-    the output goes to ``out/log.txt``.
+@dataclass(frozen=True)
+class TrainingRun:
+    """One run of a grid: ``pyro-partial train <experiment> <arguments> --out <out>``, finished when
+    ``out/results.json`` exists and, if ``epochs`` is given, records at least that many epochs (a shorter
+    finished run is resumed and trained on: ``arguments`` must then ask for ``epochs``). With
+    ``flush_denormal`` the run trains with ``--flush-denormal``; a resumed run also gets ``--override
+    flush-denormal``, so one trained without flushing switches at its next epoch (recorded in its
+    ``config.json``)."""
 
-    A run is finished when ``out/results.json`` exists and, if ``epochs`` is given, records at least that
-    many epochs: a shorter finished run is resumed and trained on (``arguments`` must then ask for
-    ``epochs``). With ``flush_denormal`` the run trains with ``--flush-denormal``; a resumed run also gets
-    ``--override flush-denormal``, so one trained without flushing switches at its next epoch (recorded in
-    its ``config.json``)."""
-    results = out / "results.json"
-    if results.is_file() and (epochs is None or json.loads(results.read_text())["epochs"] >= epochs):
+    experiment: str
+    arguments: tuple[str, ...]
+    out: Path
+    epochs: int | None = None
+    flush_denormal: bool = False
+
+    def finished(self) -> bool:
+        results = self.out / "results.json"
+        return results.is_file() and (
+            self.epochs is None or json.loads(results.read_text())["epochs"] >= self.epochs
+        )
+
+    def command_line(self) -> list[str]:
+        """The arguments after ``pyro-partial train <experiment>``: ``--resume`` when ``out`` holds a
+        checkpoint."""
+        resume = ["--resume"] if (self.out / "checkpoint.ckpt").is_file() else []
+        flush = []
+        if self.flush_denormal:  # a resumed run switches to flushing through an override
+            flush = ["--flush-denormal", "--override", "flush-denormal"] if resume else ["--flush-denormal"]
+        return [*self.arguments, *flush, "--out", str(self.out), "--no-progress", *resume]
+
+    def check(self) -> None:
+        """Exit (status 2) with the training command's usage error if it would refuse :meth:`command_line`."""
+        prog = f"{cli.PROG} train {self.experiment}"
+        chosen = cli.experiment(self.experiment)
+        try:
+            runner.check_arguments(chosen, runner.build_parser(chosen, prog), self.command_line())
+        except SystemExit:
+            refusal = f"{prog} refuses the run {self.out} (above): no run of the grid was started"
+            print(refusal, file=sys.stderr)
+            raise
+
+
+def train_once(run: TrainingRun) -> None:
+    """Train ``run`` unless it is finished, in a new process (one thread unless ``$OMP_NUM_THREADS`` says
+    otherwise); the output goes to ``out/log.txt``."""
+    if run.finished():
         return
-    resume = ["--resume"] if (out / "checkpoint.ckpt").is_file() else []
-    flush = []
-    if flush_denormal:  # a resumed run switches to flushing through an override
-        flush = ["--flush-denormal", "--override", "flush-denormal"] if resume else ["--flush-denormal"]
-    out.mkdir(parents=True, exist_ok=True)
+    run.out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    command = [
-        *(sys.executable, "-m", "pyro_partial_models.cli", "train", experiment),
-        *(*arguments, *flush, "--out", str(out), "--no-progress", *resume),
-    ]
-    with open(out / "log.txt", "a") as log:
+    command = [sys.executable, "-m", "pyro_partial_models.cli", "train", run.experiment, *run.command_line()]
+    with open(run.out / "log.txt", "a") as log:
         print(" ".join(command), flush=True)
         subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=True)
+
+
+def train_all(runs: Sequence[TrainingRun], parallel: int) -> None:
+    """Check the command line of every unfinished run (:meth:`TrainingRun.check`), then train them,
+    ``parallel`` at a time: a grid refuses a bad option before it starts its first run."""
+    pending = [run for run in runs if not run.finished()]
+    for run in pending:
+        run.check()
+    run_all([functools.partial(train_once, run) for run in pending], parallel)
 
 
 def run_all(jobs: Sequence[Callable[[], None]], parallel: int) -> None:
@@ -83,18 +118,15 @@ def train_seeds(
     parallel: int,
 ) -> None:
     """Train each configuration (run name → ``pyro-partial train <experiment>`` arguments, without the seed)
-    at each seed in ``runs/<name>_s<seed>`` with :func:`train_once`, ``parallel`` at a time, seed by seed."""
-    calls = [
-        functools.partial(
-            train_once,
-            experiment,
-            [*arguments, "--seed", str(seed), *data_arguments(data)],
-            runs / f"{name}_s{seed}",
+    at each seed in ``runs/<name>_s<seed>`` with :func:`train_all`, ``parallel`` at a time, seed by seed."""
+    training = [
+        TrainingRun(
+            experiment, (*arguments, "--seed", str(seed), *data_arguments(data)), runs / f"{name}_s{seed}"
         )
         for seed in seeds
         for name, arguments in configurations.items()
     ]
-    run_all(calls, parallel)
+    train_all(training, parallel)
 
 
 def mean_std(values: Sequence[float], scale: float = 1.0, digits: int = 2) -> str:

@@ -12,7 +12,8 @@ repeated (an interrupted run is resumed), so a grid can be extended or re-summar
 (``--summary-only``); asking for more epochs than a finished run had resumes it and trains on.
 ``--z-dim``, ``--lr``, ``--model`` (``adgm``: the auxiliary deep generative model) and ``--network``
 (``conv``: convolutional encoder and decoder) change the model settings of every ``table`` and ``restarts``
-run (and name its directory).
+run (and name its directory). Every run's command line is checked by ``pyro-partial train mnist`` before the
+first run starts, so a bad option (``--lr -1``, ``--lr-decay 1.5``) stops the grid at once.
 ``table`` prints mean ± std of the test error per label count beside the published numbers and writes
 ``table1_<settings>.md`` and ``table1_<settings>_curves.png`` (test error against epochs per run), where
 ``<settings>`` is ``e<epochs>_r<rho>`` with ``_z<dim>``, ``_lr<rate>``, ``_<model>`` and ``_<network>`` as in
@@ -36,8 +37,6 @@ Data: ``--data`` or ``$PYRO_PARTIAL_DATA``.
 from __future__ import annotations
 
 import argparse
-import functools
-import math
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,13 +49,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from benchmarks.grid import (  # noqa: E402
+    TrainingRun,
     add_grid_arguments,
     data_arguments,
     finished,
     mean_seconds,
     mean_std,
-    run_all,
-    train_once,
+    train_all,
 )
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
 from pyro_partial.data.semi_supervised import SemiSupervisedSplit  # noqa: E402
@@ -147,15 +146,12 @@ def percent(values: list[float]) -> str:
 
 
 def decay_factor(text: str) -> str | None:
-    """``--lr-decay`` checked before any run starts: the factor as given (it names the run directories), or
-    ``None`` for 1, which is no decay."""
+    """``--lr-decay`` as it names the run directories: the factor as given, or ``None`` for 1 (no decay).
+    The training command checks the factor before any run starts (``TrainingRun.check``)."""
     try:
-        factor = float(text)
+        return None if float(text) == 1 else text
     except ValueError:
-        factor = math.nan
-    if not 0 < factor <= 1:
-        raise argparse.ArgumentTypeError(f"must be a factor in (0, 1], got {text!r}")
-    return None if factor == 1 else text
+        return text
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -439,19 +435,18 @@ def directory(job: Run, args: argparse.Namespace) -> Path:
 
 
 def execute(jobs: list[Run], args: argparse.Namespace, grid: str) -> None:
-    """Train every job unless done (``train_once``), ``args.jobs`` at a time, in ``args.runs / grid``."""
-    calls = [
-        functools.partial(
-            train_once,
+    """Train every job unless done, ``args.jobs`` at a time, in ``args.runs / grid`` (``train_all``)."""
+    training = [
+        TrainingRun(
             "mnist",
-            job.arguments(args.data),
+            tuple(job.arguments(args.data)),
             job.directory(args.runs, grid),
             epochs=job.epochs,
             flush_denormal=args.flush_denormal,
         )
         for job in jobs
     ]
-    run_all(calls, args.jobs)
+    train_all(training, args.jobs)
 
 
 def main(argv: list[str] | None = None) -> None:

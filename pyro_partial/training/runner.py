@@ -71,16 +71,28 @@ def build_parser(experiment: Experiment, prog: str | None = None) -> argparse.Ar
     return parser
 
 
-def parse(experiment: Experiment, argv: Sequence[str] | None, prog: str | None = None) -> argparse.Namespace:
-    """Parse and check ``argv`` (default ``sys.argv[1:]``); ``args.command`` is the command that reproduces
-    the run and ``args.out`` the run directory. A problem exits with a usage error (status 2)."""
-    parser = build_parser(experiment, prog)
-    argv = list(sys.argv[1:] if argv is None else argv)
+def check_arguments(
+    experiment: Experiment, parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> argparse.Namespace:
+    """``argv`` parsed by ``parser`` (:func:`build_parser`'s) and checked by
+    :func:`~pyro_partial.training.arguments.check_shared_arguments` and ``experiment.check_arguments``; a
+    problem exits with a usage error (status 2). Nothing is read from the run directory: a grid checks each
+    run's command line with this before it starts any."""
     args = parser.parse_args(argv)
-    args.command = " ".join([parser.prog, shlex.join(argv)]).strip()
     problems = check_shared_arguments(args) + experiment.check_arguments(args)
     if problems:
         parser.error("; ".join(problems))
+    return args
+
+
+def parse(experiment: Experiment, argv: Sequence[str] | None, prog: str | None = None) -> argparse.Namespace:
+    """Parse and check ``argv`` (default ``sys.argv[1:]``) with :func:`check_arguments`, then check a resumed
+    run against its saved settings; ``args.command`` is the command that reproduces the run and ``args.out``
+    the run directory. A problem exits with a usage error (status 2)."""
+    parser = build_parser(experiment, prog)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = check_arguments(experiment, parser, argv)
+    args.command = " ".join([parser.prog, shlex.join(argv)]).strip()
     if args.out is None:
         args.out = Path("runs") / experiment.name / experiment.run_name(args)
     try:

@@ -30,7 +30,7 @@ def test_train_once_starts_resumes_and_skips(tmp_path, commands):
     (interrupted / "checkpoint.ckpt").write_bytes(b"")
     write_results(finished)
     for out in (fresh, interrupted, finished):
-        grid.train_once("mnist", ["--seed", "3"], out)
+        grid.train_once(grid.TrainingRun("mnist", ("--seed", "3"), out))
     train_mnist = [sys.executable, "-m", "pyro_partial_models.cli", "train", "mnist"]
     assert commands == [
         [*train_mnist, "--seed", "3", "--out", str(fresh), "--no-progress"],
@@ -52,7 +52,7 @@ def test_train_once_flushes_new_runs_and_switches_resumed_ones_by_override(tmp_p
     interrupted.mkdir()
     (interrupted / "checkpoint.ckpt").write_bytes(b"")
     for out in (fresh, interrupted):
-        grid.train_once("mnist", ["--seed", "3"], out, flush_denormal=True)
+        grid.train_once(grid.TrainingRun("mnist", ("--seed", "3"), out, flush_denormal=True))
     fresh_command, resumed_command = commands
     assert fresh_command[5:9] == ["--seed", "3", "--flush-denormal", "--out"]
     assert "--override" not in fresh_command
@@ -72,7 +72,7 @@ def test_train_once_trains_on_a_finished_run_asked_for_more_epochs(tmp_path, com
     for out, epochs in ((short, 100), (long, 130)):
         write_results(out, epochs=epochs)
         (out / "checkpoint.ckpt").write_bytes(b"")
-        grid.train_once("mnist", ["--epochs", "130"], out, epochs=130)
+        grid.train_once(grid.TrainingRun("mnist", ("--epochs", "130"), out, epochs=130))
     assert commands == [
         [
             *(sys.executable, "-m", "pyro_partial_models.cli", "train", "mnist"),
@@ -195,12 +195,45 @@ def test_mnist_restarts_train_every_restart_with_the_network_warm_up_and_decay_a
     assert all(command[command.index("--lr-decay") + 1] == "0.9" for command in commands)
 
 
-@pytest.mark.parametrize("factor", ["0", "1.5", "-0.9", "nan", "fast"])
-def test_mnist_grids_refuse_a_decay_outside_zero_to_one_before_any_run(tmp_path, commands, capsys, factor):
-    with pytest.raises(SystemExit):
-        mnist_table1.main(["table", "--runs", str(tmp_path), "--lr-decay", factor])
-    assert f"argument --lr-decay: must be a factor in (0, 1], got '{factor}'" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "option, refusal",
+    [
+        (("--lr-decay", "1.5"), "--lr-decay must be a factor in (0, 1], got 1.5"),
+        (("--lr-decay", "nan"), "--lr-decay must be a factor in (0, 1], got nan"),
+        (("--lr-decay", "fast"), "argument --lr-decay: invalid float value: 'fast'"),
+        (("--lr=-0.001",), "--lr must be a positive finite number, got -0.001"),
+        (("--lr", "inf"), "--lr must be a positive finite number, got inf"),
+        (("--z-dim", "0"), "--z-dim must be a positive dimension, got 0"),
+        (("--rho", "1.2"), "--rho must lie in (0, 1), got 1.2"),
+        (("--labels", "15"), "--labels must be a positive multiple of 10, got 15"),
+    ],
+)
+def test_mnist_grids_refuse_a_bad_run_before_starting_any(tmp_path, commands, capsys, option, refusal):
+    # the second seed's run would be refused: the first is not started either
+    argv = ["table", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "1", "--epochs", "1"]
+    bad = [*argv[:3], *option] if option[0] == "--labels" else [*argv, *option]
+    with pytest.raises(SystemExit) as exit_info:
+        mnist_table1.main([*bad, "--jobs", "1"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"pyro-partial train mnist: error: {refusal}" in error
+    assert "pyro-partial train mnist refuses the run " + str(tmp_path / "table") in error
+    assert "no run of the grid was started" in error
     assert commands == []
+
+
+def test_grids_check_only_the_runs_still_to_train(tmp_path, commands):
+    finished, fresh = tmp_path / "finished", tmp_path / "fresh"
+    write_results(finished)
+    # a finished run is not trained, so its (now refused) command line is not checked
+    grid.train_all(
+        [
+            grid.TrainingRun("mnist", ("--lr", "-1"), finished),
+            grid.TrainingRun("mnist", ("--seed", "3"), fresh),
+        ],
+        parallel=1,
+    )
+    assert [command[command.index("--out") + 1] for command in commands] == [str(fresh)]
 
 
 def test_mnist_grids_read_a_decay_of_one_as_none(tmp_path, commands):

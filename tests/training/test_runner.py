@@ -184,6 +184,20 @@ def test_bad_arguments_are_usage_errors_before_any_data_is_loaded(tmp_path, caps
     assert not hasattr(experiment, "loaded") and not (tmp_path / "run" / "config.json").exists()
 
 
+def test_check_arguments_refuses_the_same_options_as_train_and_reads_nothing_from_disk(tmp_path, capsys):
+    experiment = Toy()
+    parser = runner.build_parser(experiment)
+    with pytest.raises(SystemExit) as exit:
+        runner.check_arguments(experiment, parser, [*QUIET, "--z-dim", "0", "--lr-decay", "2"])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2
+    assert "--lr-decay must be a factor in (0, 1], got 2.0; --z-dim must be at least 1, got 0" in error
+    # --resume of a directory with no run in it: train refuses it, the argument check alone does not look
+    argv = [*QUIET, "--out", str(tmp_path / "none"), "--resume", "--lr", "0.5"]
+    assert runner.check_arguments(experiment, parser, argv).lr == 0.5
+    assert not (tmp_path / "none").exists()
+
+
 def test_a_nan_loss_stops_the_run_naming_the_epoch_and_the_last_good_checkpoint(tmp_path):
     train(tmp_path / "run", "--epochs", "1")
     good = weights(tmp_path / "run")
