@@ -209,7 +209,7 @@ def test_mnist_restarts_train_every_restart_with_the_network_warm_up_and_decay_a
     ],
 )
 def test_mnist_grids_refuse_a_bad_run_before_starting_any(tmp_path, commands, capsys, option, refusal):
-    # the second seed's run would be refused: the first is not started either
+    # every run of the grid is refused, and the refusal comes before any command is issued
     argv = ["table", "--runs", str(tmp_path), "--labels", "100", "--seeds", "0", "1", "--epochs", "1"]
     bad = [*argv[:3], *option] if option[0] == "--labels" else [*argv, *option]
     with pytest.raises(SystemExit) as exit_info:
@@ -220,6 +220,21 @@ def test_mnist_grids_refuse_a_bad_run_before_starting_any(tmp_path, commands, ca
     assert "pyro-partial train mnist refuses the run " + str(tmp_path / "table") in error
     assert "no run of the grid was started" in error
     assert commands == []
+
+
+def test_a_grid_starts_no_run_when_a_later_one_is_refused(tmp_path, commands, capsys):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    with pytest.raises(SystemExit) as exit_info:
+        grid.train_all(
+            [
+                grid.TrainingRun("mnist", ("--seed", "3"), good),
+                grid.TrainingRun("mnist", ("--z-dim", "0"), bad),
+            ],
+            parallel=1,
+        )
+    assert exit_info.value.code == 2
+    assert f"pyro-partial train mnist refuses the run {bad} (above)" in capsys.readouterr().err
+    assert commands == [] and not good.exists()
 
 
 def test_grids_check_only_the_runs_still_to_train(tmp_path, commands):
