@@ -7,7 +7,9 @@ The benchmark scripts run from the repository root as modules: ``python -m bench
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import io
 import json
 import os
 import statistics
@@ -55,14 +57,19 @@ class TrainingRun:
         return [*self.arguments, *flush, "--out", str(self.out), "--no-progress", *resume]
 
     def check(self) -> None:
-        """Exit (status 2) with the training command's usage error if it would refuse :meth:`command_line`."""
+        """Exit (status 2) with the training command's error if it would refuse :meth:`command_line` (its
+        usage, which names every option of the experiment, is left out)."""
         prog = f"{cli.PROG} train {self.experiment}"
         chosen = cli.experiment(self.experiment)
+        printed = io.StringIO()
         try:
-            runner.check_arguments(chosen, runner.build_parser(chosen, prog), self.command_line())
+            with contextlib.redirect_stderr(printed):
+                runner.check_arguments(chosen, runner.build_parser(chosen, prog), self.command_line())
         except SystemExit:
+            text = printed.getvalue()
+            error = text[text.find(f"{prog}: error:") :] if f"{prog}: error:" in text else text
             refusal = f"{prog} refuses the run {self.out} (above): no run of the grid was started"
-            print(refusal, file=sys.stderr)
+            print(f"{error}{refusal}", file=sys.stderr)
             raise
 
 
@@ -102,6 +109,12 @@ def add_grid_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / name, help="where the runs land")
     parser.add_argument("--data", type=Path, default=None, help="data root (default: $PYRO_PARTIAL_DATA)")
     parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
+
+
+def option(name: str, value: str) -> list[str]:
+    """``[name, value]`` for a command line, or ``[f"{name}={value}"]`` when ``value`` starts with a dash,
+    which argparse would otherwise read as an option (``-1e-3`` is not one of its negative numbers)."""
+    return [f"{name}={value}"] if value.startswith("-") else [name, value]
 
 
 def data_arguments(data: Path | None) -> list[str]:
