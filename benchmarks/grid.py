@@ -71,6 +71,7 @@ class TrainingRun:
             refusal = f"{prog} refuses the run {self.out} (above): no run of the grid was started"
             print(f"{error}{refusal}", file=sys.stderr)
             raise
+        sys.stderr.write(printed.getvalue())  # an accepted command's warnings are not swallowed
 
 
 def train_once(run: TrainingRun) -> None:

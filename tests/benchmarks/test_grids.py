@@ -241,6 +241,15 @@ def test_a_grid_starts_no_run_when_a_later_one_is_refused(tmp_path, commands, ca
     assert commands == [] and not good.exists()
 
 
+def test_an_accepted_run_keeps_what_its_check_printed(tmp_path, monkeypatch, capsys):
+    def warn_and_accept(experiment, parser, argv):
+        print("UserWarning: a warning of the training command", file=sys.stderr)
+
+    monkeypatch.setattr(grid.runner, "check_arguments", warn_and_accept)
+    grid.TrainingRun("mnist", ("--seed", "3"), tmp_path / "run").check()
+    assert "UserWarning: a warning of the training command" in capsys.readouterr().err
+
+
 def test_grids_check_only_the_runs_still_to_train(tmp_path, commands):
     finished, fresh = tmp_path / "finished", tmp_path / "fresh"
     write_results(finished)
