@@ -48,13 +48,14 @@ class TrainingRun:
         )
 
     def command_line(self) -> list[str]:
-        """The arguments after ``pyro-partial train <experiment>``: ``--resume`` when ``out`` holds a
-        checkpoint."""
+        """The arguments after ``pyro-partial train <experiment>`` (a negative number attached to its option,
+        see :func:`attach_negative_numbers`): ``--resume`` when ``out`` holds a checkpoint."""
         resume = ["--resume"] if (self.out / "checkpoint.ckpt").is_file() else []
         flush = []
         if self.flush_denormal:  # a resumed run switches to flushing through an override
             flush = ["--flush-denormal", "--override", "flush-denormal"] if resume else ["--flush-denormal"]
-        return [*self.arguments, *flush, "--out", str(self.out), "--no-progress", *resume]
+        arguments = attach_negative_numbers(self.arguments)
+        return [*arguments, *flush, "--out", str(self.out), "--no-progress", *resume]
 
     def check(self) -> None:
         """Exit (status 2) with the training command's error if it would refuse :meth:`command_line` (its
@@ -67,7 +68,7 @@ class TrainingRun:
                 runner.check_arguments(chosen, runner.build_parser(chosen, prog), self.command_line())
         except SystemExit:
             text = printed.getvalue()
-            error = text[text.find(f"{prog}: error:") :] if f"{prog}: error:" in text else text
+            error = text[max(text.find(f"{prog}: error:"), 0) :]  # all of it when there is no such line
             refusal = f"{prog} refuses the run {self.out} (above): no run of the grid was started"
             print(f"{error}{refusal}", file=sys.stderr)
             raise
@@ -112,10 +113,27 @@ def add_grid_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--summary-only", action="store_true", help="summarise existing runs, train nothing")
 
 
-def option(name: str, value: str) -> list[str]:
-    """``[name, value]`` for a command line, or ``[f"{name}={value}"]`` when ``value`` starts with a dash,
-    which argparse would otherwise read as an option (``-1e-3`` is not one of its negative numbers)."""
-    return [f"{name}={value}"] if value.startswith("-") else [name, value]
+def attach_negative_numbers(words: Sequence[str]) -> list[str]:
+    """``words`` with each negative number that follows a long option attached to it (``--lr -1e-3`` →
+    ``--lr=-1e-3``): argparse reads ``-1e-3``, not one of its negative-number forms, as an option, and would
+    refuse the command with only "expected one argument"."""
+    attached: list[str] = []
+    for word in words:
+        after_option = bool(attached) and attached[-1].startswith("--") and "=" not in attached[-1]
+        if after_option and word.startswith("-") and is_number(word):
+            attached[-1] = f"{attached[-1]}={word}"
+        else:
+            attached.append(word)
+    return attached
+
+
+def is_number(word: str) -> bool:
+    """Whether ``float(word)`` reads ``word``."""
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 def data_arguments(data: Path | None) -> list[str]:

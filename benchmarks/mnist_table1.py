@@ -55,7 +55,6 @@ from benchmarks.grid import (  # noqa: E402
     finished,
     mean_seconds,
     mean_std,
-    option,
     train_all,
 )
 from pyro_partial.data.mnist import load_mnist  # noqa: E402
@@ -112,13 +111,13 @@ class Run:
 
     def arguments(self, data: Path | None) -> list[str]:
         args = ["--labels", str(self.labels), "--epochs", str(self.epochs), "--seed", str(self.seed)]
-        args += [] if self.rho == "natural" else option("--rho", self.rho)
-        args += [] if self.z_dim is None else option("--z-dim", self.z_dim)
-        args += [] if self.lr is None else option("--lr", self.lr)
+        args += [] if self.rho == "natural" else ["--rho", self.rho]
+        args += [] if self.z_dim is None else ["--z-dim", self.z_dim]
+        args += [] if self.lr is None else ["--lr", self.lr]
         args += [] if self.model == "ssvae" else ["--model", self.model]
         args += [] if self.network == "mlp" else ["--network", self.network]
         args += ["--lr-warmup-steps", str(self.warmup)] if self.warmup else []
-        args += [] if self.decay is None else option("--lr-decay", self.decay)
+        args += [] if self.decay is None else ["--lr-decay", self.decay]
         args += [] if self.split_seed is None else ["--split-seed", str(self.split_seed)]
         return args + data_arguments(data)
 

@@ -241,6 +241,24 @@ def test_a_grid_starts_no_run_when_a_later_one_is_refused(tmp_path, commands, ca
     assert commands == [] and not good.exists()
 
 
+def test_a_negative_number_is_attached_to_its_option():
+    words = ("--lr", "-1e-3", "--beta", "-inf", "--seed", "3", "--flag", "--alpha=-2e-1", "-1e-3", "-x")
+    assert grid.attach_negative_numbers(words) == [
+        *("--lr=-1e-3", "--beta=-inf", "--seed", "3", "--flag", "--alpha=-2e-1", "-1e-3", "-x")
+    ]
+
+
+def test_the_dsprites_grid_refuses_a_negative_beta_with_the_training_check(tmp_path, commands, capsys):
+    # f"{-1e-05:g}" is "-1e-05", which argparse alone would take for an option ("expected one argument")
+    argv = ["independence", "--runs", str(tmp_path), "--priors", "anisotropic", "--betas=-1e-5"]
+    with pytest.raises(SystemExit) as exit_info:
+        decomposition_grid.main([*argv, "--jobs", "1"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "pyro-partial train dsprites: error: --beta and --alpha must be non-negative, got -1e-05" in error
+    assert commands == []
+
+
 def test_an_accepted_run_keeps_what_its_check_printed(tmp_path, monkeypatch, capsys):
     def warn_and_accept(experiment, parser, argv):
         print("UserWarning: a warning of the training command", file=sys.stderr)
